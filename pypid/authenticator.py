@@ -1,0 +1,48 @@
+"""IAuthenticator on the registry database, with a principal cache for the hot path.
+
+A token check is O(1): a dict hit in memory after the first use. Revocations and new
+tokens made by the admin CLI clear the cache within a second (caches.ChangeWatcher);
+expiry is re-checked on every hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from zope.interface import implementer
+
+from pypid.caches import Caches
+from pypid.domain import tokens
+from pypid.domain.access import Principal
+from pypid.interfaces import IAuthenticator
+from pypid.store.registry import Registry, utc_now
+
+
+@implementer(IAuthenticator)
+class RegistryAuthenticator:
+    def __init__(
+        self, run: Callable[..., Deferred[Any]], caches: Caches,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._run = run
+        self._caches = caches
+        self._now = now
+
+    def authenticate(self, username: str | None, secret: str) -> Deferred[Principal | None]:
+        key = (username, tokens.digest(secret))
+        if key in self._caches.principals:
+            principal: Principal | None = self._caches.principals[key]
+            if principal is not None and tokens.is_expired(principal.expires_at, self._now()):
+                return succeed(None)
+            return succeed(principal)
+        generation = self._caches.generation
+
+        def remember(found: Principal | None) -> Principal | None:
+            if self._caches.generation == generation:
+                self._caches.principals.put(key, found)
+            return found
+
+        return self._run(Registry.authenticate, username, secret).addCallback(remember)

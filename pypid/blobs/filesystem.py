@@ -1,0 +1,131 @@
+"""IBlobStore on the data dir: temp file -> fsync -> rename into a content-addressed path.
+
+Layout: blobs/sha256/ab/cd/abcd... ; temp files in tmp/. A crash at any point leaves either
+no blob or a complete one; temp leftovers are swept at start. Keys are checked to be
+64 lowercase hex digits before any path is built, so no client string reaches the disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from zope.interface import implementer
+
+from pypid.interfaces import IBlobStore
+
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+CHUNK = 1 << 20
+
+
+class BadKey(ValueError):
+    pass
+
+
+def check_key(sha256: str) -> str:
+    if not _KEY.match(sha256):
+        raise BadKey(f"not a sha256 hex digest: {sha256!r}")
+    return sha256
+
+
+def fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@implementer(IBlobStore)
+class FilesystemBlobs:
+    """IBlobStore on a local directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir / "blobs" / "sha256"
+        self.temp_dir = data_dir / "tmp"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        check_key(sha256)
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def new_temp(self) -> IO[bytes]:
+        return tempfile.NamedTemporaryFile(  # noqa: SIM115 - the caller owns and closes it
+            dir=self.temp_dir, prefix="blob-", suffix=".part", delete=False
+        )
+
+    def _own_temp(self, temp_path: str) -> Path:
+        source = Path(temp_path)
+        if source.parent.resolve() != self.temp_dir.resolve():
+            raise ValueError("only the store's own temp files can be used")
+        return source
+
+    def sync_temp(self, temp_path: str) -> None:
+        with open(self._own_temp(temp_path), "rb") as stream:
+            os.fsync(stream.fileno())
+
+    def discard(self, temp_path: str) -> None:
+        self._own_temp(temp_path).unlink(missing_ok=True)
+
+    def commit(self, temp_path: str, sha256: str) -> None:
+        target = self.path(sha256)
+        source = self._own_temp(temp_path)
+        if target.exists():
+            # Same key, same content: keep the stored copy, drop the new one.
+            source.unlink()
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        fsync_directory(target.parent)
+
+    def put_bytes(self, data: bytes) -> str:
+        sha256 = hashlib.sha256(data).hexdigest()
+        if self.path(sha256).exists():
+            return sha256
+        with self.new_temp() as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+            name = stream.name
+        self.commit(name, sha256)
+        return sha256
+
+    def open(self, sha256: str) -> IO[bytes] | None:
+        try:
+            return open(self.path(sha256), "rb")
+        except (FileNotFoundError, BadKey):
+            return None
+
+    def delete(self, sha256: str) -> None:
+        try:
+            self.path(sha256).unlink()
+        except FileNotFoundError:
+            pass
+
+    def verify(self, sha256: str) -> bool:
+        digest = hashlib.sha256()
+        try:
+            with open(self.path(sha256), "rb") as stream:
+                while chunk := stream.read(CHUNK):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return False
+        return digest.hexdigest() == sha256
+
+    def keys(self) -> list[str]:
+        return sorted(
+            path.name for path in self.root.glob("??/??/*") if _KEY.match(path.name)
+        )
+
+    def sweep_temp(self) -> int:
+        removed = 0
+        for path in self.temp_dir.iterdir():
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed

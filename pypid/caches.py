@@ -1,0 +1,121 @@
+"""What the hot paths would otherwise ask SQLite for on every request, kept in memory.
+
+Invalidation: the daemon's own writes drop what they change (per project); writes by other
+processes (the admin CLI) are noticed through SQLite's data_version, polled twice a second,
+and drop everything. A fill that raced with an invalidation is not stored (generation
+check), so a stale answer cannot outlive the change that made it stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from pypid.store.registry import Registry
+
+K = TypeVar("K")
+V = TypeVar("V")
+WATCH_INTERVAL_SECONDS = 0.5
+
+
+class BoundedCache(Generic[K, V]):
+    """A dict that forgets everything when it grows past its bound (cheap, and safe)."""
+
+    def __init__(self, bound: int) -> None:
+        self._bound = bound
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._items
+
+    def __getitem__(self, key: K) -> V:
+        return self._items[key]
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._items) >= self._bound:
+            self._items.clear()
+        self._items[key] = value
+
+    def pop(self, key: K) -> None:
+        self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class Caches:
+    generation: int = 0
+    principals: BoundedCache[Any, Any] = field(default_factory=lambda: BoundedCache(50_000))
+    projects: BoundedCache[str, Any] = field(default_factory=lambda: BoundedCache(50_000))
+    roles: BoundedCache[tuple[int, int], Any] = field(default_factory=lambda: BoundedCache(100_000))
+    # project id -> {key: value}: rendered pages and file lookups of that project.
+    project_data: BoundedCache[int, dict[Any, Any]] = field(
+        default_factory=lambda: BoundedCache(20_000)
+    )
+    listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self.principals.clear()
+        self.projects.clear()
+        self.roles.clear()
+        self.project_data.clear()
+
+    def project_changed(self, project_id: int) -> None:
+        self.generation += 1
+        self.project_data.pop(project_id)
+
+    def for_project(self, project_id: int) -> dict[Any, Any]:
+        data = self.project_data.get(project_id)
+        if data is None:
+            data = {}
+            self.project_data.put(project_id, data)
+        return data  # type: ignore[no-any-return]
+
+
+class ChangeWatcher:
+    """Polls the database's data_version; another process's commit clears the caches."""
+
+    log = Logger()
+
+    def __init__(
+        self, clock: IReactorTime, run: Callable[..., Deferred[Any]], caches: Caches
+    ) -> None:
+        self._run = run
+        self._caches = caches
+        self._seen: int | None = None
+        self._loop = LoopingCall(self.check)
+        self._loop.clock = clock
+
+    def start(self) -> None:
+        self._loop.start(WATCH_INTERVAL_SECONDS, now=True).addErrback(
+            lambda failure: self.log.failure("change watcher stopped", failure)
+        )
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+    def check(self) -> Deferred[None]:
+        def compare(version: int) -> None:
+            if self._seen is not None and version != self._seen:
+                self._caches.clear()
+            self._seen = version
+
+        def failed(failure: Any) -> None:
+            self.log.failure("cannot read the database's data_version", failure)
+
+        return self._run(Registry.data_version).addCallbacks(compare, failed)

@@ -1,0 +1,219 @@
+"""The admin command: `pypid --data-dir PATH ...`, working beside a running daemon.
+
+It opens the same SQLite database (WAL mode) and writes in short immediate transactions;
+the daemon notices the change within a second. Results go to stdout, one-line errors to
+stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pypid.config import DEFAULT_DATA_DIR
+from pypid.store import schema
+from pypid.store.db import DATABASE_NAME, open_registry
+from pypid.store.registry import Registry, StoreError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, as every other pypid error, instead of argparse's usage block.
+        self.exit(EXIT_USAGE, f"pypid: {message} (see pypid --help)\n")
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[str("" if row[c] is None else row[c]) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _user_create(registry: Registry, args: argparse.Namespace) -> str:
+    user = registry.create_user(args.name, admin=args.admin)
+    return f"{user['username']}"
+
+
+def _project_create(registry: Registry, args: argparse.Namespace) -> str:
+    return str(registry.create_project(args.path, args.visibility))
+
+
+def _project_list(registry: Registry, args: argparse.Namespace) -> str:
+    projects = registry.list_projects()
+    if args.json:
+        return json.dumps(projects, indent=2)
+    return _table(projects, ["id", "path", "visibility", "duplicates"])
+
+
+def _project_settings(registry: Registry, args: argparse.Namespace) -> str:
+    project = registry.project(args.project)
+    if args.duplicates is not None:
+        project = registry.set_duplicates(project["id"], args.duplicates)
+    return json.dumps(
+        {"id": project["id"], "path": project["path"], "visibility": project["visibility"],
+         "duplicates": project["duplicates"]}, indent=2,
+    )
+
+
+def _member_add(registry: Registry, args: argparse.Namespace) -> str:
+    member = registry.add_member(args.project, args.user, args.role)
+    return f"{member['user']} is {member['role']} of {member['project']}"
+
+
+def _token_create(registry: Registry, args: argparse.Namespace) -> str:
+    _, secret = registry.create_token(args.user, args.scopes, args.name, args.expires_at)
+    return secret
+
+
+def _token_list(registry: Registry, args: argparse.Namespace) -> str:
+    rows = registry.list_tokens(args.user)
+    if args.json:
+        return json.dumps(rows, indent=2)
+    shown = [{**row, "scopes": ",".join(row["scopes"])} for row in rows]
+    return _table(shown, ["id", "name", "scopes", "expires_at", "revoked", "last_used_at"])
+
+
+def _token_revoke(registry: Registry, args: argparse.Namespace) -> str:
+    if not args.token_id.isdecimal():
+        raise CliError(f"token id must be a number, not {args.token_id!r}")
+    row = registry.revoke_token(int(args.token_id))
+    return f"revoked token {row['id']} ({row['name']})"
+
+
+def _deploy_token_create(registry: Registry, args: argparse.Namespace) -> str:
+    username, secret = registry.create_deploy_token(
+        args.project, args.scopes, args.username, args.name, args.expires_at
+    )
+    return f"{username} {secret}"
+
+
+def _yank(registry: Registry, args: argparse.Namespace) -> str:
+    from pypid.domain.names import BadName, normalize_package_name
+
+    try:
+        name = normalize_package_name(args.package)
+    except BadName as error:
+        raise CliError(str(error)) from None
+    project = registry.project(args.project)
+    yanking = args.command == "yank"
+    rows = registry.set_yanked(
+        project["id"], name, args.version, args.file, yanking, args.reason if yanking else None
+    )
+    verb = "yanked" if yanking else "unyanked"
+    return "\n".join(f"{verb} {row['filename']}" for row in rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pypid", description="Administer a pypid data dir.")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                        help=f"the daemon's data dir (default: {DEFAULT_DATA_DIR})")
+    groups = parser.add_subparsers(dest="group", required=True, parser_class=_Parser)
+
+    def command(group: Any, name: str, handler: Callable[..., str], help: str) -> Any:
+        sub = group.add_parser(name, help=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    users = groups.add_parser("user", help="users").add_subparsers(dest="command", required=True)
+    sub = command(users, "create", _user_create, "create a user")
+    sub.add_argument("name")
+    sub.add_argument("--admin", action="store_true", help="make the user an administrator")
+
+    projects = groups.add_parser("project", help="projects").add_subparsers(
+        dest="command", required=True)
+    sub = command(projects, "create", _project_create, "create a project; prints its id")
+    sub.add_argument("path", metavar="NAMESPACE/NAME")
+    sub.add_argument("--visibility", choices=["private", "internal", "public"], default="private")
+    sub = command(projects, "list", _project_list, "list projects")
+    sub.add_argument("--json", action="store_true")
+    sub = command(projects, "settings", _project_settings, "show or change a project's settings")
+    sub.add_argument("project", metavar="PROJECT", help="id or NAMESPACE/NAME")
+    sub.add_argument("--duplicates", choices=["allow", "deny"],
+                     help="deny: re-uploading an existing filename fails with 400")
+
+    members = groups.add_parser("member", help="project members").add_subparsers(
+        dest="command", required=True)
+    sub = command(members, "add", _member_add, "add a member (or change their role)")
+    sub.add_argument("project", metavar="PROJECT")
+    sub.add_argument("user", metavar="USER")
+    sub.add_argument("--role", required=True, choices=["reporter", "developer", "maintainer"])
+
+    tokens = groups.add_parser("token", help="personal access tokens").add_subparsers(
+        dest="command", required=True)
+    sub = command(tokens, "create", _token_create, "create a token; prints the secret only")
+    sub.add_argument("user", metavar="USER")
+    sub.add_argument("--scopes", required=True,
+                     help="comma-separated: api, read_api, read_package_registry, "
+                          "write_package_registry")
+    sub.add_argument("--name")
+    sub.add_argument("--expires-at", metavar="YYYY-MM-DD",
+                     help="the token stops working at 00:00 UTC on that date")
+    sub = command(tokens, "list", _token_list, "list a user's tokens (never their secrets)")
+    sub.add_argument("user", metavar="USER")
+    sub.add_argument("--json", action="store_true")
+    sub = command(tokens, "revoke", _token_revoke, "revoke a token")
+    sub.add_argument("token_id", metavar="TOKEN_ID")
+
+    deploy = groups.add_parser("deploy-token", help="project deploy tokens").add_subparsers(
+        dest="command", required=True)
+    sub = command(deploy, "create", _deploy_token_create,
+                  "create a deploy token; prints USERNAME TOKEN")
+    sub.add_argument("project", metavar="PROJECT")
+    sub.add_argument("--scopes", required=True)
+    sub.add_argument("--username")
+    sub.add_argument("--name")
+    sub.add_argument("--expires-at", metavar="YYYY-MM-DD")
+
+    packages = groups.add_parser("package", help="packages").add_subparsers(
+        dest="command", required=True)
+    for name, help in (("yank", "yank a release or one file (PEP 592)"),
+                       ("unyank", "undo a yank")):
+        sub = command(packages, name, _yank, help)
+        sub.add_argument("project", metavar="PROJECT")
+        sub.add_argument("package", metavar="PACKAGE")
+        sub.add_argument("version", metavar="VERSION", nargs="?")
+        sub.add_argument("--file", metavar="FILENAME", help="only this file")
+        if name == "yank":
+            sub.add_argument("--reason", help="shown to installers")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    data_dir = Path(args.data_dir)
+    if not (data_dir / DATABASE_NAME).exists():
+        print(f"pypid: no pypid database in {data_dir} (start the daemon once with "
+              "--data-dir to create it)", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        registry = open_registry(data_dir)
+        try:
+            output = args.handler(registry, args)
+        finally:
+            registry.close()
+    except (StoreError, CliError, schema.SchemaError) as error:
+        print(f"pypid: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except sqlite3.OperationalError as error:
+        print(f"pypid: database error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    if output:
+        print(output)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""The daemon's service tree, built from a Config.
+
+    PypidService (stops its children in order: listeners, in-flight requests, database)
+      DatabaseService     one thread, one connection
+      worker pool         hashing, archive reading, blob file I/O
+      listeners           one per --listen endpoint
+
+Start-up checks that can fail (schema, data dir) run before the reactor, so a bad start
+ends with one clear line instead of a half-started daemon.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from pypid.authenticator import RegistryAuthenticator
+from pypid.blobs.filesystem import FilesystemBlobs
+from pypid.caches import Caches, ChangeWatcher
+from pypid.config import Config
+from pypid.publish import Publisher
+from pypid.queue import BoundedQueue
+from pypid.store.db import DatabaseService, open_registry
+from pypid.web.app import RegistryApp
+from pypid.web.site import PypidSite
+
+log = Logger()
+TOKEN_FILE = "initial-root-token"
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create or upgrade the data dir; on first start make root's token. Blocking."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    blobs = FilesystemBlobs(data_dir)
+    swept = blobs.sweep_temp()
+    if swept:
+        log.info("removed {count} leftover temp files of interrupted uploads", count=swept)
+    registry = open_registry(data_dir)
+    try:
+        secret = registry.bootstrap()
+    finally:
+        registry.close()
+    if secret is not None:
+        path = data_dir / TOKEN_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secret + "\n")
+        os.chmod(path, 0o600)
+        log.info("first start: created admin user root; its api token is in {path}",
+                 path=str(path.resolve()))
+
+
+class ThreadPoolService(Service):
+    def __init__(self, pool: ThreadPool) -> None:
+        self.pool = pool
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.pool.stop()
+
+
+class WatcherService(Service):
+    def __init__(self, watcher: ChangeWatcher) -> None:
+        self.watcher = watcher
+
+    def startService(self) -> None:
+        super().startService()
+        self.watcher.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.watcher.stop()
+
+
+class ListenerService(Service):
+    """Listens on one endpoint and logs the address it got (tcp:0 picks a free port)."""
+
+    def __init__(self, reactor: Any, description: str, site: PypidSite, public: str) -> None:
+        self._reactor = reactor
+        self._description = description
+        self._site = site
+        self._public = public
+        self._port: IListeningPort | None = None
+        self._listening: Deferred[Any] | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        endpoint = serverFromString(self._reactor, self._description)
+        self._listening = endpoint.listen(self._site)
+        self._listening.addCallbacks(self._listened, self._failed)
+
+    def _listened(self, port: IListeningPort) -> None:
+        self._port = port
+        address = port.getHost()
+        host = getattr(address, "host", None)
+        where = f"http://{host}:{address.port}/" if host else str(address)  # type: ignore[attr-defined]
+        log.info("pypid serving on {where}", where=where)
+
+    def _failed(self, failure: Any) -> None:
+        log.critical("cannot listen on {description}: {error}",
+                     description=self._description, error=failure.getErrorMessage())
+        if IReactorCore.providedBy(self._reactor) and self._reactor.running:
+            self._reactor.stop()
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        if self._port is not None:
+            return self._port.stopListening()  # type: ignore[return-value]
+        return None
+
+
+class PypidService(MultiService):
+    """Stops in order: stop listening, let requests in flight finish (bounded), close."""
+
+    def __init__(self, reactor: Any, site: PypidSite, grace: float) -> None:
+        super().__init__()
+        self._reactor = reactor
+        self._site = site
+        self._grace = grace
+        self.listeners: list[ListenerService] = []
+        self.backends: list[Service] = []
+
+    def add_backend(self, service: Service) -> None:
+        self.backends.append(service)
+        service.setServiceParent(self)
+
+    def add_listener(self, service: ListenerService) -> None:
+        self.listeners.append(service)
+        service.setServiceParent(self)
+
+    def stopService(self) -> Deferred[None]:
+        Service.stopService(self)
+
+        async def stop() -> None:
+            await DeferredList([succeed(None)] + [
+                Deferred.fromCoroutine(_maybe(service.stopService()))
+                for service in self.listeners
+            ])
+            await self._site.drain(self._reactor, self._grace)
+            for service in reversed(self.backends):
+                await _maybe(service.stopService())
+
+        return Deferred.fromCoroutine(stop())
+
+
+async def _maybe(result: Deferred[Any] | None) -> None:
+    if result is not None:
+        await result
+
+
+def build_service(config: Config, reactor: Any) -> PypidService:
+    data_dir = Path(config.data_dir)
+    prepare_data_dir(data_dir)
+
+    database = DatabaseService(reactor, data_dir)
+    worker_pool = ThreadPool(minthreads=0, maxthreads=config.upload_workers + 4,
+                             name="pypid-worker")
+
+    def run_worker(function: Any, *args: Any) -> Deferred[Any]:
+        return deferToThreadPool(reactor, worker_pool, function, *args)
+
+    caches = Caches()
+    blobs = FilesystemBlobs(data_dir)
+    queue = BoundedQueue(run_worker, config.upload_workers, config.upload_queue)
+    publisher = Publisher(blobs, queue, database.run, caches)
+    app = RegistryApp(
+        run_db=database.run,
+        authenticator=RegistryAuthenticator(database.run, caches),
+        blobs=blobs,
+        run_worker=run_worker,
+        publisher=publisher,
+        caches=caches,
+        max_upload_size=config.max_upload_size,
+        public_url=config.public_url,
+    )
+    site = PypidSite(app.resource(), spool_dir=blobs.temp_dir,
+                     max_body_size=config.max_upload_size)
+
+    service = PypidService(reactor, site, config.shutdown_grace)
+    service.setName("pypid")
+    service.add_backend(database)
+    service.add_backend(ThreadPoolService(worker_pool))
+    service.add_backend(_DatabaseOpener(database))
+    service.add_backend(WatcherService(ChangeWatcher(reactor, database.run, caches)))
+    for description in config.listen:
+        service.add_listener(ListenerService(reactor, description, site, description))
+    return service
+
+
+class _DatabaseOpener(Service):
+    """Opens the daemon's connection inside the database thread once the pool runs."""
+
+    def __init__(self, database: DatabaseService) -> None:
+        self._database = database
+
+    def startService(self) -> None:
+        super().startService()
+        self._database.open().addErrback(
+            lambda failure: log.failure("cannot open the database", failure)
+        )

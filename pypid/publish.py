@@ -1,0 +1,172 @@
+"""An upload, from the spooled request body to a committed row.
+
+    worker thread: parse the form (file part -> temp blob, hashed in the same pass),
+                   validate name/version/filename/digests, extract core metadata, fsync
+    db thread:     rename the blobs into place, then one transaction for the rows
+    reactor:       drop the project's cached pages; the file is listed from the next read
+
+Anything refused leaves nothing behind: temp files are removed before the error returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from twisted.internet.defer import Deferred
+
+from pypid.caches import Caches
+from pypid.dists import form as forms
+from pypid.dists import metadata as metadatas
+from pypid.domain.access import Principal
+from pypid.domain.names import BadName, DistributionFile, check_upload_filename
+from pypid.interfaces import IBlobStore
+from pypid.queue import BoundedQueue
+from pypid.store.registry import Conflict, FileRecord, Registry, Row
+
+DIGEST_FIELDS = (("md5_digest", "md5"), ("sha256_digest", "sha256"),
+                 ("blake2_256_digest", "blake2_256"))
+
+
+class UploadRefused(ValueError):
+    """The upload is unacceptable; status and a one-line reason for the client."""
+
+    def __init__(self, message: str, code: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class CheckedUpload:
+    dist: DistributionFile
+    display_name: str
+    version: str
+    record: FileRecord
+    temp_path: str
+    metadata_temp_path: str | None
+
+
+def check_upload(
+    blobs: IBlobStore, body: IO[bytes], content_type: str | None
+) -> CheckedUpload:
+    """Parse and validate a spooled upload body (worker thread). Cleans up on refusal."""
+    try:
+        form = forms.parse_upload_form(body, content_type, blobs.new_temp)
+    except forms.FormError as error:
+        raise UploadRefused(str(error)) from None
+    uploaded = form.file
+    if uploaded is None:
+        raise UploadRefused("the upload form has no 'content' file")
+    metadata_temp: str | None = None
+    try:
+        action = form.first(":action")
+        if action is not None and action != "file_upload":
+            raise UploadRefused(f"unsupported :action {action!r}; only file_upload is supported")
+        name, version = form.first("name"), form.first("version")
+        if not name or not version:
+            raise UploadRefused("the upload form needs 'name' and 'version'")
+        try:
+            dist = check_upload_filename(uploaded.filename, name, version)
+        except BadName as error:
+            raise UploadRefused(str(error)) from None
+        if uploaded.size == 0:
+            raise UploadRefused("the uploaded file is empty")
+        for field, attribute in DIGEST_FIELDS:
+            sent = form.first(field)
+            if sent and not hmac.compare_digest(
+                sent.strip().lower().encode("ascii", "replace"),
+                getattr(uploaded, attribute).encode("ascii"),
+            ):
+                raise UploadRefused(
+                    f"the {field} sent does not match the file's content (upload corrupted?)"
+                )
+        try:
+            core = metadatas.extract(uploaded.temp_path, uploaded.filename, uploaded.size)
+            if core is not None:
+                metadatas.check_matches(core, name, dist.version)
+        except metadatas.MetadataError as error:
+            raise UploadRefused(f"invalid distribution {uploaded.filename}: {error}") from None
+        requires_python = form.first("requires_python") or (
+            core.requires_python if core is not None else None
+        )
+        metadata_sha256 = None
+        if core is not None:
+            metadata_sha256 = hashlib.sha256(core.raw).hexdigest()
+            with blobs.new_temp() as stream:
+                stream.write(core.raw)
+                metadata_temp = stream.name
+            blobs.sync_temp(metadata_temp)
+        blobs.sync_temp(uploaded.temp_path)
+    except BaseException:
+        blobs.discard(uploaded.temp_path)
+        if metadata_temp is not None:
+            blobs.discard(metadata_temp)
+        raise
+    record = FileRecord(
+        filename=uploaded.filename, sha256=uploaded.sha256, md5=uploaded.md5,
+        blake2_256=uploaded.blake2_256, size=uploaded.size,
+        requires_python=requires_python or None, metadata_sha256=metadata_sha256,
+    )
+    return CheckedUpload(dist, name, version, record, uploaded.temp_path, metadata_temp)
+
+
+def commit_upload(
+    registry: Registry, blobs: IBlobStore, project: Row, checked: CheckedUpload, uploader: str
+) -> Row:
+    """Database thread: blobs into place, then the rows in one transaction."""
+    deny = project["duplicates"] == "deny"
+    try:
+        if deny and registry.has_filename(project["id"], checked.record.filename):
+            raise Conflict("File already exists")
+        blobs.commit(checked.temp_path, checked.record.sha256)
+        if checked.metadata_temp_path is not None and checked.record.metadata_sha256:
+            blobs.commit(checked.metadata_temp_path, checked.record.metadata_sha256)
+    except BaseException:
+        blobs.discard(checked.temp_path)
+        if checked.metadata_temp_path is not None:
+            blobs.discard(checked.metadata_temp_path)
+        raise
+    try:
+        return registry.add_file(
+            project["id"], checked.dist, checked.display_name, checked.version,
+            checked.record, uploader, deny,
+        )
+    except Conflict:
+        remove_unreferenced(registry, blobs, checked.record.blob_keys())
+        raise
+
+
+def remove_unreferenced(registry: Registry, blobs: IBlobStore, keys: list[str]) -> None:
+    """Database thread: delete blobs that no row references (serialized with commits)."""
+    for key in registry.unreferenced(keys):
+        blobs.delete(key)
+
+
+class Publisher:
+    def __init__(
+        self, blobs: IBlobStore, queue: BoundedQueue,
+        run_db: Callable[..., Deferred[Any]], caches: Caches,
+    ) -> None:
+        self._blobs = blobs
+        self._queue = queue
+        self._run_db = run_db
+        self._caches = caches
+
+    async def publish(
+        self, project: Row, principal: Principal, body: IO[bytes], content_type: str | None
+    ) -> Row:
+        checked: CheckedUpload = await self._queue.submit(
+            check_upload, self._blobs, body, content_type
+        )
+        try:
+            row: Row = await self._run_db(
+                commit_upload, self._blobs, project, checked, principal.name
+            )
+        except Conflict as error:
+            raise UploadRefused(str(error)) from None
+        finally:
+            self._caches.project_changed(project["id"])
+        return row

@@ -1,0 +1,553 @@
+"""Queries and transactions on the metadata database: one method per thing pypid asks.
+
+Synchronous: the daemon calls it in its database thread, the CLI directly. Every write is
+one `BEGIN IMMEDIATE` transaction, so a crash leaves the old state or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlite_utils
+
+from pypid.domain import tokens
+from pypid.domain.access import VISIBILITIES, Principal, ProjectAccess, Role
+from pypid.domain.names import (
+    BadName,
+    DistributionFile,
+    parse_version,
+    validate_project_path,
+    validate_user_name,
+    version_key,
+)
+
+Row = dict[str, Any]
+# GitLab records a token's use at most this often, to keep reads from becoming writes.
+LAST_USED_INTERVAL_SECONDS = 600
+
+
+class StoreError(ValueError):
+    """A request the store refuses; the message is meant for a person."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class Conflict(StoreError):
+    pass
+
+
+class Invalid(StoreError):
+    pass
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What an accepted upload stores about its file (digests computed while streaming)."""
+
+    filename: str
+    sha256: str
+    md5: str
+    blake2_256: str
+    size: int
+    requires_python: str | None
+    metadata_sha256: str | None
+
+    def blob_keys(self) -> list[str]:
+        return [self.sha256] + ([self.metadata_sha256] if self.metadata_sha256 else [])
+
+
+class Registry:
+    def __init__(self, db: sqlite_utils.Database, now: Callable[[], datetime] = utc_now) -> None:
+        self.db = db
+        self._now = now
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        """One immediate transaction: the write lock is taken up front, then commit or roll back."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _one(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Row | None:
+        rows = list(self.db.query(sql, params))
+        return rows[0] if rows else None
+
+    def data_version(self) -> int:
+        """Changes whenever another connection (the CLI) commits: the daemon's cache signal."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    # -- users ---------------------------------------------------------------------------
+
+    def create_user(self, username: str, admin: bool = False) -> Row:
+        try:
+            validate_user_name(username)
+        except BadName as error:
+            raise Invalid(str(error)) from None
+        try:
+            with self.write():
+                self.db["users"].insert(
+                    {"username": username, "is_admin": int(admin),
+                     "created_at": timestamp(self._now())}
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"user {username!r} already exists") from None
+        return self.user(username)
+
+    def user(self, username: str) -> Row:
+        row = self._one("SELECT * FROM users WHERE username = ?", (username,))
+        if row is None:
+            raise NotFound(f"no user {username!r}")
+        return row
+
+    def has_users(self) -> bool:
+        return self._one("SELECT 1 AS found FROM users LIMIT 1") is not None
+
+    # -- projects and members --------------------------------------------------------------
+
+    def create_project(self, path: str, visibility: str = "private") -> int:
+        try:
+            namespace, name = validate_project_path(path)
+        except BadName as error:
+            raise Invalid(str(error)) from None
+        if visibility not in VISIBILITIES:
+            raise Invalid(f"unknown visibility {visibility!r}; use private, internal or public")
+        try:
+            with self.write():
+                table = self.db["projects"].insert(
+                    {"namespace": namespace, "name": name, "path": path,
+                     "visibility": visibility, "duplicates": "allow",
+                     "created_at": timestamp(self._now())}
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"project {path!r} already exists") from None
+        return int(table.last_pk)
+
+    def list_projects(self) -> list[Row]:
+        return list(self.db.query(
+            "SELECT id, path, namespace, name, visibility, duplicates, created_at "
+            "FROM projects ORDER BY id"
+        ))
+
+    def project(self, reference: str | int) -> Row:
+        """A project by numeric id or by NAMESPACE/NAME path."""
+        text = str(reference)
+        if text.isdecimal() and text.isascii():
+            row = self._one("SELECT * FROM projects WHERE id = ?", (int(text),)) \
+                if len(text) < 19 else None
+        else:
+            row = self._one("SELECT * FROM projects WHERE path = ?", (text,))
+        if row is None:
+            raise NotFound(f"no project {text!r}")
+        return row
+
+    def set_duplicates(self, reference: str | int, policy: str) -> Row:
+        if policy not in ("allow", "deny"):
+            raise Invalid(f"duplicates must be allow or deny, not {policy!r}")
+        project = self.project(reference)
+        with self.write():
+            self.db.execute(
+                "UPDATE projects SET duplicates = ? WHERE id = ?", (policy, project["id"])
+            )
+        return self.project(project["id"])
+
+    def add_member(self, reference: str | int, username: str, role: str) -> Row:
+        try:
+            Role.parse(role)
+        except ValueError as error:
+            raise Invalid(str(error)) from None
+        project = self.project(reference)
+        user = self.user(username)
+        with self.write():
+            self.db.execute(
+                "INSERT INTO members (project_id, user_id, role) VALUES (?, ?, ?) "
+                "ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
+                (project["id"], user["id"], role),
+            )
+        return {"project_id": project["id"], "project": project["path"],
+                "user": user["username"], "role": role}
+
+    def project_access(self, project: Row, principal: Principal | None) -> ProjectAccess:
+        role = None
+        if principal is not None and principal.user_id is not None:
+            row = self._one(
+                "SELECT role FROM members WHERE project_id = ? AND user_id = ?",
+                (project["id"], principal.user_id),
+            )
+            role = Role[row["role"]] if row else None
+        return ProjectAccess(project["id"], project["visibility"], role)
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def _expiry(self, expires_at: str | None) -> str | None:
+        if expires_at is None:
+            return None
+        try:
+            return tokens.parse_expiry(expires_at, self._now().date()).isoformat()
+        except tokens.TokenError as error:
+            raise Invalid(str(error)) from None
+
+    @staticmethod
+    def _scopes(text: str) -> str:
+        try:
+            return ",".join(tokens.parse_scopes(text))
+        except tokens.TokenError as error:
+            raise Invalid(str(error)) from None
+
+    def create_token(
+        self, username: str, scopes: str, name: str | None = None, expires_at: str | None = None
+    ) -> tuple[int, str]:
+        """A new personal access token; returns (id, secret). Only the digest is stored."""
+        scope_text = self._scopes(scopes)
+        expiry = self._expiry(expires_at)
+        user = self.user(username)
+        secret = tokens.new_secret(tokens.PERSONAL_PREFIX)
+        with self.write():
+            table = self.db["personal_access_tokens"].insert(
+                {"user_id": user["id"], "name": name or "token",
+                 "token_digest": tokens.digest(secret), "scopes": scope_text,
+                 "expires_at": expiry, "revoked": 0, "last_used_at": None,
+                 "created_at": timestamp(self._now())}
+            )
+        return int(table.last_pk), secret
+
+    def list_tokens(self, username: str) -> list[Row]:
+        user = self.user(username)
+        rows = self.db.query(
+            "SELECT id, name, scopes, expires_at, revoked, last_used_at, created_at "
+            "FROM personal_access_tokens WHERE user_id = ? ORDER BY id",
+            (user["id"],),
+        )
+        return [
+            {**row, "scopes": row["scopes"].split(","), "revoked": bool(row["revoked"]),
+             "active": not row["revoked"]
+             and not tokens.is_expired(row["expires_at"], self._now())}
+            for row in rows
+        ]
+
+    def revoke_token(self, token_id: int) -> Row:
+        with self.write():
+            cursor = self.db.execute(
+                "UPDATE personal_access_tokens SET revoked = 1 WHERE id = ?", (token_id,)
+            )
+        if cursor.rowcount != 1:
+            raise NotFound(f"no personal access token with id {token_id}")
+        row = self._one("SELECT id, name FROM personal_access_tokens WHERE id = ?", (token_id,))
+        assert row is not None
+        return row
+
+    def create_deploy_token(
+        self, reference: str | int, scopes: str, username: str | None = None,
+        name: str | None = None, expires_at: str | None = None,
+    ) -> tuple[str, str]:
+        """A new deploy token for one project; returns (username, secret)."""
+        scope_text = self._scopes(scopes)
+        expiry = self._expiry(expires_at)
+        project = self.project(reference)
+        if username is not None:
+            try:
+                validate_user_name(username)
+            except BadName as error:
+                raise Invalid(str(error)) from None
+        secret = tokens.new_secret(tokens.DEPLOY_PREFIX)
+        try:
+            with self.write():
+                table = self.db["deploy_tokens"].insert(
+                    {"project_id": project["id"],
+                     # GitLab's default name, made unique below once the id is known.
+                     "username": username or f"pending-{tokens.digest(secret)}",
+                     "name": name or "deploy-token", "token_digest": tokens.digest(secret),
+                     "scopes": scope_text, "expires_at": expiry, "revoked": 0,
+                     "last_used_at": None, "created_at": timestamp(self._now())}
+                )
+                token_id = int(table.last_pk)
+                if username is None:
+                    username = f"gitlab+deploy-token-{token_id}"
+                    self.db.execute(
+                        "UPDATE deploy_tokens SET username = ? WHERE id = ?", (username, token_id)
+                    )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"a deploy token named {username!r} already exists") from None
+        return username, secret
+
+    def authenticate(self, username: str | None, secret: str) -> Principal | None:
+        """The principal a credential speaks for, or None if it is unknown/expired/revoked.
+
+        username is None for the Private-Token header. A deploy token counts only with its
+        own user name; a personal token with any user name (GitLab's convention).
+        """
+        now = self._now()
+        token_digest = tokens.digest(secret)
+        row = self._one(
+            "SELECT t.id, t.scopes, t.expires_at, t.last_used_at, u.id AS user_id, "
+            "u.username, u.is_admin, t.token_digest FROM personal_access_tokens t "
+            "JOIN users u ON u.id = t.user_id WHERE t.token_digest = ? AND t.revoked = 0",
+            (token_digest,),
+        )
+        if row is not None:
+            if tokens.is_expired(row["expires_at"], now) or not tokens.digests_match(
+                row["token_digest"], secret
+            ):
+                return None
+            self._touch("personal_access_tokens", row, now)
+            return Principal(
+                name=row["username"], scopes=frozenset(row["scopes"].split(",")),
+                user_id=row["user_id"], is_admin=bool(row["is_admin"]), token_id=row["id"],
+                expires_at=row["expires_at"],
+            )
+        row = self._one(
+            "SELECT id, project_id, username, scopes, expires_at, last_used_at, token_digest "
+            "FROM deploy_tokens WHERE token_digest = ? AND revoked = 0",
+            (token_digest,),
+        )
+        if row is None or username != row["username"]:
+            return None
+        if tokens.is_expired(row["expires_at"], now) or not tokens.digests_match(
+            row["token_digest"], secret
+        ):
+            return None
+        self._touch("deploy_tokens", row, now)
+        return Principal(
+            name=row["username"], scopes=frozenset(row["scopes"].split(",")),
+            deploy_project_id=row["project_id"], token_id=row["id"],
+            expires_at=row["expires_at"],
+        )
+
+    def _touch(self, table: str, row: Row, now: datetime) -> None:
+        last = row["last_used_at"]
+        if last is not None:
+            seconds = (now - datetime.fromisoformat(last.replace("Z", "+00:00"))).total_seconds()
+            if seconds < LAST_USED_INTERVAL_SECONDS:
+                return
+        try:
+            with self.write():
+                self.db.execute(
+                    f"UPDATE {table} SET last_used_at = ? WHERE id = ?",  # noqa: S608
+                    (timestamp(now), row["id"]),
+                )
+        except sqlite3.OperationalError:
+            pass  # a busy database must not refuse a valid token; next use records it
+
+    # -- first start -----------------------------------------------------------------------
+
+    def bootstrap(self) -> str | None:
+        """On an empty database: admin user root and an api token; returns the secret."""
+        if self.has_users():
+            return None
+        self.create_user("root", admin=True)
+        _, secret = self.create_token("root", "api", name="initial-root-token")
+        return secret
+
+    # -- packages and files ----------------------------------------------------------------
+
+    def add_file(
+        self, project_id: int, dist: DistributionFile, display_name: str, version: str,
+        record: FileRecord, uploader: str, deny_duplicates: bool,
+    ) -> Row:
+        """Record an accepted file (its blob is already durable); returns the file row.
+
+        With deny_duplicates, a filename the project already has is refused (Conflict).
+        """
+        now = timestamp(self._now())
+        key = version_key(dist.version)
+        with self.write():
+            if deny_duplicates and self._one(
+                "SELECT 1 AS found FROM package_files WHERE project_id = ? AND filename = ?",
+                (project_id, record.filename),
+            ):
+                raise Conflict("File already exists")
+            package = self._one(
+                "SELECT id FROM packages WHERE project_id = ? AND name = ? AND version_key = ?",
+                (project_id, dist.name, key),
+            )
+            if package is None:
+                package_id = int(self.db["packages"].insert(
+                    {"project_id": project_id, "name": dist.name, "display_name": display_name,
+                     "version": version, "version_key": key, "created_at": now}
+                ).last_pk)
+            else:
+                package_id = int(package["id"])
+            file_id = int(self.db["package_files"].insert(
+                {"package_id": package_id, "project_id": project_id,
+                 "filename": record.filename, "packagetype": dist.kind,
+                 "sha256": record.sha256, "md5": record.md5, "blake2_256": record.blake2_256,
+                 "size": record.size, "requires_python": record.requires_python,
+                 "metadata_sha256": record.metadata_sha256, "upload_time": now,
+                 "uploader": uploader, "blob_key": record.sha256, "yanked": 0,
+                 "yanked_reason": None}
+            ).last_pk)
+        row = self._one("SELECT * FROM package_files WHERE id = ?", (file_id,))
+        assert row is not None
+        return row
+
+    def project_package_names(self, project_id: int) -> list[Row]:
+        """Every package of a project that has files: normalized and display names."""
+        return list(self.db.query(
+            "SELECT p.name, MIN(p.display_name) AS display_name FROM packages p "
+            "WHERE p.project_id = ? AND EXISTS "
+            "(SELECT 1 FROM package_files f WHERE f.package_id = p.id) "
+            "GROUP BY p.name ORDER BY p.name",
+            (project_id,),
+        ))
+
+    def package_page_files(self, project_id: int, name: str) -> list[Row]:
+        """A package's files for its index page: each filename once, its newest upload."""
+        return list(self.db.query(
+            "SELECT f.*, p.version FROM package_files f JOIN packages p ON p.id = f.package_id "
+            "WHERE p.project_id = ? AND p.name = ? AND f.id IN "
+            "(SELECT MAX(f2.id) FROM package_files f2 JOIN packages p2 ON p2.id = f2.package_id "
+            " WHERE p2.project_id = ? AND p2.name = ? GROUP BY f2.filename) "
+            "ORDER BY f.filename",
+            (project_id, name, project_id, name),
+        ))
+
+    def file_by_sha256(self, project_id: int, sha256: str) -> Row | None:
+        return self._one(
+            "SELECT * FROM package_files WHERE project_id = ? AND sha256 = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (project_id, sha256),
+        )
+
+    # -- the packages API ------------------------------------------------------------------
+
+    def list_packages(
+        self, project_id: int, package_name: str | None, page: int, per_page: int
+    ) -> tuple[list[Row], int]:
+        where, params = "project_id = ?", [project_id]
+        if package_name:
+            # GitLab filters by a fuzzy match of the name.
+            where += " AND (name LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\')"
+            pattern = "%" + package_name.replace("\\", "\\\\").replace("%", "\\%").replace(
+                "_", "\\_") + "%"
+            params += [pattern, pattern]
+        total_row = self._one(f"SELECT COUNT(*) AS n FROM packages WHERE {where}", tuple(params))  # noqa: S608
+        total = int(total_row["n"]) if total_row else 0
+        rows = list(self.db.query(
+            f"SELECT * FROM packages WHERE {where} ORDER BY id LIMIT ? OFFSET ?",  # noqa: S608
+            (*params, per_page, (page - 1) * per_page),
+        ))
+        return rows, total
+
+    def package(self, project_id: int, package_id: int) -> Row:
+        row = self._one(
+            "SELECT * FROM packages WHERE project_id = ? AND id = ?", (project_id, package_id)
+        )
+        if row is None:
+            raise NotFound("Package Not Found")
+        return row
+
+    def package_files(self, package_id: int) -> list[Row]:
+        return list(self.db.query(
+            "SELECT * FROM package_files WHERE package_id = ? ORDER BY id", (package_id,)
+        ))
+
+    def delete_package(self, project_id: int, package_id: int) -> tuple[Row, list[str]]:
+        """Delete a package and its files; returns it and the blob keys its files used."""
+        with self.write():
+            package = self.package(project_id, package_id)
+            keys = self._blob_keys("package_id = ?", (package_id,))
+            self.db.execute("DELETE FROM package_files WHERE package_id = ?", (package_id,))
+            self.db.execute("DELETE FROM packages WHERE id = ?", (package_id,))
+        return package, sorted(keys)
+
+    def delete_file(self, project_id: int, package_id: int, file_id: int) -> tuple[Row, list[str]]:
+        with self.write():
+            package = self.package(project_id, package_id)
+            row = self._one(
+                "SELECT * FROM package_files WHERE id = ? AND package_id = ?", (file_id, package_id)
+            )
+            if row is None:
+                raise NotFound("Package File Not Found")
+            keys = self._blob_keys("id = ?", (file_id,))
+            self.db.execute("DELETE FROM package_files WHERE id = ?", (file_id,))
+            if not self._one("SELECT 1 AS found FROM package_files WHERE package_id = ?",
+                             (package_id,)):
+                self.db.execute("DELETE FROM packages WHERE id = ?", (package_id,))
+        return {**row, "package": package["name"]}, sorted(keys)
+
+    def _blob_keys(self, where: str, params: tuple[Any, ...]) -> set[str]:
+        keys: set[str] = set()
+        for row in self.db.query(
+            f"SELECT blob_key, metadata_sha256 FROM package_files WHERE {where}", params  # noqa: S608
+        ):
+            keys.add(row["blob_key"])
+            if row["metadata_sha256"]:
+                keys.add(row["metadata_sha256"])
+        return keys
+
+    def has_filename(self, project_id: int, filename: str) -> bool:
+        return self._one(
+            "SELECT 1 AS found FROM package_files WHERE project_id = ? AND filename = ?",
+            (project_id, filename),
+        ) is not None
+
+    def unreferenced(self, keys: list[str]) -> list[str]:
+        """Which of these blob keys no file row references any more."""
+        return sorted(
+            key for key in keys
+            if not self._one(
+                "SELECT 1 AS found FROM package_files WHERE blob_key = ? OR metadata_sha256 = ? "
+                "LIMIT 1", (key, key),
+            )
+        )
+
+    def set_yanked(
+        self, project_id: int, name: str, version: str | None, filename: str | None,
+        yanked: bool, reason: str | None,
+    ) -> list[Row]:
+        """Yank (PEP 592) or un-yank every file of a release, or one file; returns them."""
+        conditions, params = ["p.project_id = ?", "p.name = ?"], [project_id, name]
+        if filename is not None:
+            conditions.append("f.filename = ?")
+            params.append(filename)
+        with self.write():
+            rows = [
+                row for row in self.db.query(
+                    "SELECT f.id, f.filename, p.version_key FROM package_files f "
+                    "JOIN packages p ON p.id = f.package_id WHERE " + " AND ".join(conditions),
+                    tuple(params),
+                )
+            ]
+            if version is not None:
+                try:
+                    key = version_key(parse_version(version))
+                except BadName as error:
+                    raise Invalid(str(error)) from None
+                rows = [row for row in rows if row["version_key"] == key]
+            if not rows:
+                raise NotFound("no such release or file to yank")
+            for row in rows:
+                self.db.execute(
+                    "UPDATE package_files SET yanked = ?, yanked_reason = ? WHERE id = ?",
+                    (int(yanked), reason if yanked else None, row["id"]),
+                )
+        return rows
+
+    def referenced_blobs(self) -> set[str]:
+        keys: set[str] = set()
+        for row in self.db.query("SELECT blob_key, metadata_sha256 FROM package_files"):
+            keys.add(row["blob_key"])
+            if row["metadata_sha256"]:
+                keys.add(row["metadata_sha256"])
+        return keys

@@ -1,0 +1,82 @@
+"""`twistd pypid`: the command-line options and the service they make."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from pypid.config import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_LISTEN,
+    DEFAULT_MAX_UPLOAD_SIZE,
+    Config,
+    ConfigError,
+    load_config,
+)
+from pypid.store.schema import SchemaError
+
+
+class Options(usage.Options):
+    synopsis = "[--data-dir PATH] [--listen STRPORT ...] [--config FILE] [options]"
+    longdesc = (
+        "Run pypid, a Python package registry speaking GitLab's PyPI API. Settings come "
+        "from the defaults, then --config, then the command line."
+    )
+    # Defaults are None here so that a TOML value is not overridden by an option that was
+    # never given; the real defaults are in the help text and in pypid.config.
+    optParameters = [
+        ["data-dir", None, None,
+         f"Directory for the database, blobs and temp files [default: {DEFAULT_DATA_DIR}]"],
+        ["config", None, None, "TOML file with the same settings (see conf/)"],
+        ["max-upload-size", None, None,
+         f"Largest upload in bytes; larger ones get 413 [default: {DEFAULT_MAX_UPLOAD_SIZE}]"],
+        ["public-url", None, None,
+         "External base URL (may have a path prefix) when behind a reverse proxy"],
+        ["upload-workers", None, None, "Uploads processed at once [default: 4]"],
+        ["upload-queue", None, None,
+         "Uploads waiting beyond those before 503 + Retry-After [default: 64]"],
+        ["shutdown-grace", None, None,
+         "Seconds a stopping daemon waits for requests in flight [default: 10]"],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self.config: Config | None = None
+
+    def opt_listen(self, description: str) -> None:
+        """Twisted endpoint to listen on; repeatable
+        [default: tcp:8080:interface=127.0.0.1]; systemd:domain=INET:index=0 for socket
+        activation."""
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        given: dict[str, Any] = {
+            name: self[name]
+            for name in ("data-dir", "max-upload-size", "public-url", "upload-workers",
+                         "upload-queue", "shutdown-grace")
+            if self[name] is not None
+        }
+        if self["listen"]:
+            given["listen"] = list(self["listen"])
+        try:
+            self.config = load_config(self["config"], given)
+        except ConfigError as error:
+            raise usage.UsageError(str(error)) from None
+
+
+_ = DEFAULT_LISTEN  # documented in opt_listen's help
+
+
+def makeService(options: Options) -> IService:
+    from twisted.internet import reactor
+
+    from pypid.daemon import build_service
+
+    assert options.config is not None
+    try:
+        return build_service(options.config, reactor)
+    except (SchemaError, OSError) as error:
+        raise SystemExit(f"pypid: cannot start: {error}") from None

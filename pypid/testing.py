@@ -1,0 +1,135 @@
+"""Test doubles shared by the tests: synchronous runners and an in-memory blob store.
+
+With these, a whole RegistryApp runs inside a SynchronousTestCase under StubTreq: every
+"thread" call completes before it returns (STYLE.md pitfall 10a).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from zope.interface import implementer
+
+from pypid.authenticator import RegistryAuthenticator
+from pypid.caches import Caches
+from pypid.interfaces import IBlobStore
+from pypid.publish import Publisher
+from pypid.queue import BoundedQueue
+from pypid.store.db import open_registry
+from pypid.store.registry import Registry, utc_now
+from pypid.web.app import RegistryApp
+
+
+def run_now(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+    """A thread-pool runner that runs the call at once, in this thread."""
+    return maybeDeferred(function, *args, **kwargs)
+
+
+class SyncDatabase:
+    """DatabaseService.run, done at once on one registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        return maybeDeferred(function, self.registry, *args, **kwargs)
+
+
+@implementer(IBlobStore)
+class MemoryBlobs:
+    """IBlobStore keeping committed blobs in a dict (temp files stay real files)."""
+
+    def __init__(self, temp_dir: Path) -> None:
+        self.temp_dir = temp_dir
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        self.blobs: dict[str, bytes] = {}
+        self.synced: set[str] = set()
+
+    def new_temp(self) -> IO[bytes]:
+        return tempfile.NamedTemporaryFile(dir=self.temp_dir, delete=False)  # noqa: SIM115
+
+    def sync_temp(self, temp_path: str) -> None:
+        self.synced.add(temp_path)
+
+    def commit(self, temp_path: str, sha256: str) -> None:
+        if temp_path not in self.synced:
+            raise AssertionError("commit of a temp file that was not synced first")
+        with open(temp_path, "rb") as stream:
+            self.blobs.setdefault(sha256, stream.read())
+        os.unlink(temp_path)
+        self.synced.discard(temp_path)
+
+    def discard(self, temp_path: str) -> None:
+        Path(temp_path).unlink(missing_ok=True)
+
+    def put_bytes(self, data: bytes) -> str:
+        key = hashlib.sha256(data).hexdigest()
+        self.blobs.setdefault(key, data)
+        return key
+
+    def open(self, sha256: str) -> IO[bytes] | None:
+        data = self.blobs.get(sha256)
+        return None if data is None else io.BytesIO(data)
+
+    def delete(self, sha256: str) -> None:
+        self.blobs.pop(sha256, None)
+
+    def verify(self, sha256: str) -> bool:
+        data = self.blobs.get(sha256)
+        return data is not None and hashlib.sha256(data).hexdigest() == sha256
+
+    def keys(self) -> list[str]:
+        return sorted(self.blobs)
+
+    def sweep_temp(self) -> int:
+        removed = 0
+        for path in self.temp_dir.iterdir():
+            path.unlink()
+            removed += 1
+        return removed
+
+
+@dataclass
+class AppHarness:
+    app: RegistryApp
+    registry: Registry
+    database: SyncDatabase
+    blobs: IBlobStore
+    caches: Caches
+
+
+def make_app(
+    data_dir: Path, blobs: IBlobStore | None = None, max_upload_size: int = 52_428_800,
+    public_url: str | None = None, now: Callable[[], datetime] = utc_now,
+    queue_workers: int = 4, queue_waiting: int = 64,
+) -> AppHarness:
+    """A RegistryApp on a real SQLite file and (by default) a real blob store, all synchronous."""
+    from pypid.blobs.filesystem import FilesystemBlobs
+
+    registry = open_registry(data_dir)
+    registry._now = now  # the harness's clock for expiry tests
+    registry.bootstrap()
+    database = SyncDatabase(registry)
+    caches = Caches()
+    store: IBlobStore = blobs if blobs is not None else FilesystemBlobs(data_dir)
+    queue = BoundedQueue(run_now, queue_workers, queue_waiting)
+    app = RegistryApp(
+        run_db=database.run,
+        authenticator=RegistryAuthenticator(database.run, caches, now=now),
+        blobs=store,
+        run_worker=run_now,
+        publisher=Publisher(store, queue, database.run, caches),
+        caches=caches,
+        max_upload_size=max_upload_size,
+        public_url=public_url,
+    )
+    return AppHarness(app, registry, database, store, caches)

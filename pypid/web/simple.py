@@ -1,0 +1,138 @@
+"""The simple repository API: PEP 503 HTML and PEP 691 JSON, negotiated, with ETags.
+
+Pages are rendered from database rows once and cached as bytes with their ETag until an
+upload, delete or yank in the project drops them (caches.Caches.project_changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+HTML = "text/html"
+HTML_V1 = "application/vnd.pypi.simple.v1+html"
+JSON_V1 = "application/vnd.pypi.simple.v1+json"
+_OFFERED = (JSON_V1, HTML_V1, HTML)
+API_VERSION = "1.1"
+
+
+@dataclass(frozen=True)
+class Page:
+    body: bytes
+    etag: bytes
+    content_type: bytes
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The media type to answer with; HTML when nothing is asked; None: nothing acceptable."""
+    if not accept:
+        return HTML
+    best: tuple[float, int, str] | None = None
+    for position, item in enumerate(accept.split(",")):
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        if media in ("*/*", "text/*", "application/*"):
+            candidates = {"*/*": [HTML], "text/*": [HTML], "application/*": [JSON_V1]}[media]
+        elif media in _OFFERED:
+            candidates = [media]
+        else:
+            continue
+        for candidate in candidates:
+            # Higher quality wins; at equal quality the client's order, then JSON first.
+            rank = (quality, -position, candidate)
+            if quality > 0 and (best is None or rank[:2] > best[:2]):
+                best = rank
+    return best[2] if best else None
+
+
+def _page(body: bytes, media_type: str) -> Page:
+    etag = b'"' + hashlib.sha256(body).hexdigest()[:32].encode("ascii") + b'"'
+    content_type = media_type + ("; charset=utf-8" if "html" in media_type else "")
+    return Page(body, etag, content_type.encode("ascii"))
+
+
+def render_root(projects: list[dict[str, Any]], media_type: str) -> Page:
+    if media_type == JSON_V1:
+        document = {
+            "meta": {"api-version": API_VERSION},
+            "projects": [{"name": row["display_name"]} for row in projects],
+        }
+        return _page(json.dumps(document).encode("utf-8"), media_type)
+    links = "".join(
+        f'    <a href="{quote(row["name"])}/">{escape(row["display_name"])}</a>\n'
+        for row in projects
+    )
+    return _page(_html("Simple index", links), media_type)
+
+
+def _html(title: str, links: str) -> bytes:
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>{escape(title)}</title>\n  </head>\n  <body>\n"
+        f"    <h1>{escape(title)}</h1>\n{links}  </body>\n</html>\n"
+    ).encode()
+
+
+def file_url(files_base: str, row: dict[str, Any]) -> str:
+    return f"{files_base}/{row['sha256']}/{quote(row['filename'])}"
+
+
+def render_package(
+    name: str, rows: list[dict[str, Any]], files_base: str, media_type: str
+) -> Page:
+    """A package page. files_base: URL of .../packages/pypi/files, relative or absolute."""
+    if media_type == JSON_V1:
+        files = []
+        for row in rows:
+            entry: dict[str, Any] = {
+                "filename": row["filename"],
+                "url": file_url(files_base, row),
+                "hashes": {"sha256": row["sha256"]},
+                "requires-python": row["requires_python"],
+                "size": row["size"],
+                "upload-time": row["upload_time"],
+                "yanked": (row["yanked_reason"] or True) if row["yanked"] else False,
+            }
+            if row["metadata_sha256"]:
+                entry["core-metadata"] = {"sha256": row["metadata_sha256"]}
+                entry["dist-info-metadata"] = {"sha256": row["metadata_sha256"]}
+            files.append(entry)
+        versions = sorted({row["version"] for row in rows}, key=_version_order)
+        document = {"meta": {"api-version": API_VERSION}, "name": name,
+                    "versions": versions, "files": files}
+        return _page(json.dumps(document).encode("utf-8"), media_type)
+    links = []
+    for row in rows:
+        attributes = [f'href="{escape(file_url(files_base, row))}#sha256={row["sha256"]}"']
+        if row["requires_python"]:
+            attributes.append(f'data-requires-python="{escape(row["requires_python"])}"')
+        if row["metadata_sha256"]:
+            value = f"sha256={row['metadata_sha256']}"
+            attributes.append(f'data-core-metadata="{value}"')
+            attributes.append(f'data-dist-info-metadata="{value}"')
+        if row["yanked"]:
+            attributes.append(f'data-yanked="{escape(row["yanked_reason"] or "")}"')
+        links.append(f"    <a {' '.join(attributes)}>{escape(row['filename'])}</a><br/>\n")
+    return _page(_html(f"Links for {name}", "".join(links)), media_type)
+
+
+def _version_order(text: str) -> Any:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (0, Version(text), text)
+    except InvalidVersion:
+        return (1, None, text)

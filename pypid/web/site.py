@@ -1,0 +1,133 @@
+"""The Site and Request pypid serves with: bodies spooled to the data dir, size-capped.
+
+twisted.web would otherwise keep small bodies in memory, spool big ones to $TMPDIR (maybe
+RAM), parse multipart forms on the reactor, and accept bodies of any size (STYLE.md
+pitfalls 1-3). Here a body goes to an unlinked temp file in the data dir; once it passes
+the upload limit, by Content-Length or counted as chunks stream in, the rest is discarded
+unread-into-storage and the route answers 413.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.web import server
+from twisted.web.resource import IResource
+
+IN_MEMORY_BODY = 64 * 1024
+
+
+class _Discard(io.RawIOBase):
+    """Where the bytes of a refused body go."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+class SpooledBody(io.BufferedIOBase):
+    """Memory for small bodies, an unlinked file in the data dir past IN_MEMORY_BODY."""
+
+    def __init__(self, spool_dir: Path) -> None:
+        super().__init__()
+        self._spool_dir = spool_dir
+        self._stream: IO[bytes] = io.BytesIO()
+        self._on_disk = False
+
+    def write(self, data: Any) -> int:
+        if not self._on_disk and self._stream.tell() + len(data) > IN_MEMORY_BODY:
+            spooled = tempfile.TemporaryFile(dir=self._spool_dir, prefix="body-")  # noqa: SIM115
+            spooled.write(self._stream.getvalue())  # type: ignore[attr-defined]
+            self._stream = spooled
+            self._on_disk = True
+        return self._stream.write(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._stream.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+class PypidRequest(server.Request):
+    """Counts the body as it arrives and stops storing it past the site's upload limit."""
+
+    body_too_large: int | None = None  # bytes announced or received, once over the limit
+    body_received = 0
+
+    def gotLength(self, length: int | None) -> None:
+        site: PypidSite = self.channel.site
+        if length is not None and length > site.max_body_size:
+            self.body_too_large = length
+            self.content = _Discard()
+        else:
+            self.content = SpooledBody(site.spool_dir)
+
+    def process(self) -> None:
+        site: PypidSite = self.channel.site
+        site.in_flight += 1
+        self.notifyFinish().addBoth(site.request_done)
+        super().process()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self.body_received += len(data)
+        if self.body_too_large is None and self.body_received > self.channel.site.max_body_size:
+            self.body_too_large = self.body_received
+            self.content.close()
+            self.content = _Discard()
+        if self.body_too_large is not None:
+            self.body_too_large = max(self.body_too_large, self.body_received)
+        self.content.write(data)
+
+
+class PypidSite(server.Site):
+    requestFactory = PypidRequest
+
+    def __init__(
+        self, resource: IResource, spool_dir: Path, max_body_size: int, **kwargs: Any
+    ) -> None:
+        super().__init__(resource, parsePOSTFormSubmission=False, **kwargs)
+        self.spool_dir = spool_dir
+        self.max_body_size = max_body_size
+        self.in_flight = 0
+        self._drained: list[Deferred[None]] = []
+
+    def request_done(self, _: object) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            waiting, self._drained = self._drained, []
+            for waiter in waiting:
+                waiter.callback(None)
+
+    def drain(self, clock: IReactorTime, grace: float) -> Deferred[None]:
+        """Fires when no request is in flight, or after grace seconds."""
+        if self.in_flight == 0:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._drained.append(waiter)
+        timer = clock.callLater(grace, lambda: waiter.called or waiter.callback(None))
+        waiter.addBoth(lambda result: (timer.active() and timer.cancel(), result)[1])
+        return waiter
