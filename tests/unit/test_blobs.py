@@ -1,0 +1,112 @@
+"""The IBlobStore contract, run against the filesystem store and the in-memory fake."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from zope.interface.verify import verifyObject
+
+from pypid.blobs.filesystem import BadKey, FilesystemBlobs
+from pypid.interfaces import IBlobStore
+from pypid.testing import MemoryBlobs
+
+
+@pytest.fixture(params=["filesystem", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> IBlobStore:
+    if request.param == "filesystem":
+        return FilesystemBlobs(tmp_path)
+    return MemoryBlobs(tmp_path / "tmp")
+
+
+def write_temp(store: IBlobStore, data: bytes) -> str:
+    with store.new_temp() as stream:
+        stream.write(data)
+        name = stream.name
+    store.sync_temp(name)
+    return str(name)
+
+
+def test_provides_the_interface(store: IBlobStore) -> None:
+    """Both implementations provide IBlobStore."""
+    assert verifyObject(IBlobStore, store)
+
+
+def test_commit_open_verify_delete(store: IBlobStore) -> None:
+    """A committed temp file is readable under its sha256, verifiable, and deletable."""
+    data = b"wheel bytes" * 1000
+    key = hashlib.sha256(data).hexdigest()
+    temp = write_temp(store, data)
+    store.commit(temp, key)
+    assert not os.path.exists(temp)
+    stream = store.open(key)
+    assert stream is not None
+    with stream:
+        assert stream.read() == data
+    assert store.verify(key)
+    assert store.keys() == [key]
+    store.delete(key)
+    assert store.open(key) is None
+    assert not store.verify(key)
+    store.delete(key)  # deleting twice is fine
+
+
+def test_commit_is_idempotent(store: IBlobStore) -> None:
+    """Committing the same content twice keeps one blob and drops the second temp file."""
+    data = b"same"
+    key = hashlib.sha256(data).hexdigest()
+    store.commit(write_temp(store, data), key)
+    second = write_temp(store, data)
+    store.commit(second, key)
+    assert not os.path.exists(second)
+    assert store.keys() == [key]
+
+
+def test_put_bytes_and_sweep(store: IBlobStore) -> None:
+    """Small content is stored by hash; temp leftovers are swept."""
+    key = store.put_bytes(b"metadata")
+    assert key == hashlib.sha256(b"metadata").hexdigest()
+    assert store.verify(key)
+    with store.new_temp() as stream:
+        stream.write(b"half an upload")
+    assert store.sweep_temp() == 1
+    assert store.sweep_temp() == 0
+
+
+def test_discard(store: IBlobStore) -> None:
+    """A discarded temp file is gone and nothing is stored."""
+    temp = write_temp(store, b"refused")
+    store.discard(temp)
+    assert not os.path.exists(temp)
+    assert store.keys() == []
+
+
+def test_filesystem_layout_and_corruption(tmp_path: Path) -> None:
+    """Blobs live at blobs/sha256/ab/cd/<key>; a changed byte fails verification."""
+    store = FilesystemBlobs(tmp_path)
+    key = store.put_bytes(b"content")
+    path = tmp_path / "blobs" / "sha256" / key[:2] / key[2:4] / key
+    assert path.read_bytes() == b"content"
+    path.write_bytes(b"Content")
+    assert not store.verify(key)
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd", "A" * 64, "0" * 63, "", "0" * 64 + "/x"])
+def test_keys_never_become_arbitrary_paths(tmp_path: Path, key: str) -> None:
+    """Only 64 lowercase hex digits are keys; anything else never reaches the file system."""
+    store = FilesystemBlobs(tmp_path)
+    with pytest.raises(BadKey):
+        store.path(key)
+    assert store.open(key) is None
+
+
+def test_only_own_temp_files_are_committed(tmp_path: Path) -> None:
+    """A path outside the store's temp dir cannot be moved into the store."""
+    store = FilesystemBlobs(tmp_path / "data")
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"x")
+    with pytest.raises(ValueError, match="temp files"):
+        store.commit(str(outside), hashlib.sha256(b"x").hexdigest())
+    assert outside.exists()

@@ -1,0 +1,61 @@
+"""Schema creation, upgrade from the previous version, and refusal of newer ones."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pypid.store import schema
+from pypid.store.db import connect
+
+
+def test_new_database_gets_the_latest_schema(tmp_path: Path) -> None:
+    """A fresh data dir gets every table at the latest version, WAL and foreign keys on."""
+    db = connect(tmp_path / "db.sqlite3")
+    assert schema.current_version(db.conn) == schema.latest_version() >= 2
+    assert {"users", "projects", "members", "personal_access_tokens", "deploy_tokens",
+            "packages", "package_files"} <= set(db.table_names())
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    columns = {column.name for column in db["package_files"].columns}
+    assert {"filename", "sha256", "md5", "blake2_256", "size", "requires_python",
+            "upload_time", "uploader", "blob_key", "yanked", "yanked_reason"} <= columns
+
+
+def test_upgrade_from_previous_version_keeps_data(tmp_path: Path) -> None:
+    """A version-1 database is upgraded in place with its rows kept and a backup beside it."""
+    path = tmp_path / "db.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    schema.upgrade(conn, path, target=1)
+    conn.execute("INSERT INTO users (username, is_admin, created_at) VALUES ('old', 1, 'x')")
+    conn.execute("INSERT INTO projects (namespace, name, path, visibility, created_at) "
+                 "VALUES ('a', 'b', 'a/b', 'private', 'x')")
+    conn.close()
+
+    db = connect(path)
+    assert schema.current_version(db.conn) == schema.latest_version()
+    assert [row["username"] for row in db["users"].rows] == ["old"]
+    assert "yanked" in {column.name for column in db["package_files"].columns}
+    assert (tmp_path / "db.sqlite3.v1.bak").exists()
+
+
+def test_newer_database_is_refused(tmp_path: Path) -> None:
+    """An older pypid refuses a data dir whose schema is newer, with a clear message."""
+    path = tmp_path / "db.sqlite3"
+    connect(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {schema.latest_version() + 1}")
+    conn.close()
+    with pytest.raises(schema.SchemaError, match="newer than this pypid"):
+        connect(path)
+
+
+def test_upgrade_is_idempotent(tmp_path: Path) -> None:
+    """Opening an up-to-date database changes nothing and makes no backup."""
+    path = tmp_path / "db.sqlite3"
+    connect(path).close()
+    connect(path).close()
+    assert not list(tmp_path.glob("*.bak"))
