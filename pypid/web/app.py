@@ -168,7 +168,8 @@ class RegistryApp:
 
     # -- upload ------------------------------------------------------------------------------
 
-    @app.route(PYPI, methods=["POST"], strict_slashes=False)
+    # Both spellings, and never a redirect: twine gives up on a redirected upload.
+    @app.route(PYPI + "/", methods=["POST"], strict_slashes=False)
     async def upload(self, request: IRequest, ref: str) -> bytes:
         try:
             project, principal = await self._authorize(request, ref, Action.write)
@@ -246,19 +247,18 @@ class RegistryApp:
         request.setHeader(b"Content-Type", page.content_type)
         return page.body
 
-    @app.route(PYPI + "/simple", methods=["GET", "HEAD"])
-    def root_without_slash(self, request: IRequest, ref: str) -> bytes:
-        request.redirect(self._keep_query(request, "simple/"))
-        request.setResponseCode(301)  # after redirect(), which sets 302
-        return b""
-
-    @app.route(PYPI + "/simple/", methods=["GET", "HEAD"])
+    # strict_slashes=False: werkzeug would answer a missing slash with its own 308; pypid
+    # redirects itself (301, query kept, relative Location).
+    @app.route(PYPI + "/simple/", methods=["GET", "HEAD"], strict_slashes=False)
     async def root_index(self, request: IRequest, ref: str) -> bytes:
+        if not request.path.endswith(b"/"):
+            request.redirect(self._keep_query(request, "simple/"))
+            request.setResponseCode(301)  # after redirect(), which sets 302
+            return b""
         project, _ = await self._authorize(request, ref, Action.read)
         return await self._page(request, project, None)
 
-    @app.route(PYPI + "/simple/<name>", methods=["GET", "HEAD"])
-    @app.route(PYPI + "/simple/<name>/", methods=["GET", "HEAD"], endpoint="package_index_slash")
+    @app.route(PYPI + "/simple/<name>/", methods=["GET", "HEAD"], strict_slashes=False)
     async def package_index(self, request: IRequest, ref: str, name: str) -> bytes:
         project, _ = await self._authorize(request, ref, Action.read)
         try:

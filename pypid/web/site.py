@@ -23,13 +23,27 @@ IN_MEMORY_BODY = 64 * 1024
 
 
 class _Discard(io.RawIOBase):
-    """Where the bytes of a refused body go."""
+    """Where the bytes of a refused body go; counts them so tell() works."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._count = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
+        self._count += len(data)
         return len(data)
+
+    def tell(self) -> int:
+        return self._count
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
 
 
 class SpooledBody(io.BufferedIOBase):
