@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import tarfile
 import zipfile
 from pathlib import Path
@@ -29,8 +30,11 @@ def wheel_bytes(
     dist = f"{module_name(name)}-{version}"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        module = f"VALUE = {version!r}\n" + ("# " + "x" * padding + "\n" if padding else "")
-        archive.writestr(f"{module_name(name)}.py", module)
+        archive.writestr(f"{module_name(name)}.py", f"VALUE = {version!r}\n")
+        if padding:
+            # Incompressible but deterministic, so the file really is about this large.
+            noise = random.Random(padding).randbytes(padding)
+            archive.writestr(f"{module_name(name)}_data.bin", noise, zipfile.ZIP_STORED)
         archive.writestr(f"{dist}.dist-info/METADATA",
                          metadata if metadata is not None
                          else metadata_text(name, version, requires_python))
