@@ -34,7 +34,7 @@ from pypid.web.app import RegistryApp
 from pypid.web.site import PypidSite
 
 log = Logger()
-TOKEN_FILE = "initial-root-token"
+TOKEN_FILE = "initial-root-token"  # noqa: S105 - a file name, not a secret
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -118,7 +118,7 @@ class ListenerService(Service):
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
         if self._port is not None:
-            return self._port.stopListening()  # type: ignore[return-value]
+            return self._port.stopListening()
         return None
 
 

@@ -55,7 +55,7 @@ class MemoryBlobs:
         self.synced: set[str] = set()
 
     def new_temp(self) -> IO[bytes]:
-        return tempfile.NamedTemporaryFile(dir=self.temp_dir, delete=False)  # noqa: SIM115
+        return tempfile.NamedTemporaryFile(dir=self.temp_dir, delete=False)
 
     def sync_temp(self, temp_path: str) -> None:
         self.synced.add(temp_path)

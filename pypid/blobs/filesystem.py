@@ -55,7 +55,7 @@ class FilesystemBlobs:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def new_temp(self) -> IO[bytes]:
-        return tempfile.NamedTemporaryFile(  # noqa: SIM115 - the caller owns and closes it
+        return tempfile.NamedTemporaryFile(
             dir=self.temp_dir, prefix="blob-", suffix=".part", delete=False
         )
 

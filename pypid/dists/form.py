@@ -11,7 +11,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 import multipart
 
@@ -102,7 +102,7 @@ class _PartSink:
         self.text: bytearray | None = None
         self.text_total = 0
         self.stream: IO[bytes] | None = None
-        self.hashes: tuple[hashlib._Hash, ...] = ()
+        self.hashes: tuple[Any, ...] = ()
         self.size = 0
         self.filename = ""
 
@@ -146,7 +146,7 @@ class _PartSink:
             self.stream.close()
             md5, sha256, blake2 = (digest.hexdigest() for digest in self.hashes)
             self.form.file = UploadedFile(
-                self.filename, self.stream.name, self.size, md5, sha256, blake2  # type: ignore[arg-type]
+                self.filename, self.stream.name, self.size, md5, sha256, blake2
             )
             self.stream = None
         elif self.text is not None and self.name is not None:

@@ -41,7 +41,9 @@ WRITE_SCOPES = frozenset({"api", "write_package_registry"})
 DELETE_SCOPES = WRITE_SCOPES
 
 _SCOPES_FOR = {Action.read: READ_SCOPES, Action.write: WRITE_SCOPES, Action.delete: DELETE_SCOPES}
-_ROLE_FOR = {Action.read: Role.reporter, Action.write: Role.developer, Action.delete: Role.maintainer}
+_ROLE_FOR = {
+    Action.read: Role.reporter, Action.write: Role.developer, Action.delete: Role.maintainer
+}
 
 
 @dataclass(frozen=True)

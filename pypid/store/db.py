@@ -73,7 +73,7 @@ class DatabaseService(Service):
             self._registry = open_registry(self._data_dir)
             return self._registry
 
-        return deferToThreadPool(self._reactor, self._pool, opened)  # type: ignore[arg-type]
+        return deferToThreadPool(self._reactor, self._pool, opened)
 
     def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> Deferred[T]:
         """Call function(registry, *args, **kwargs) in the database thread."""
@@ -82,7 +82,7 @@ class DatabaseService(Service):
             assert self._registry is not None, "database used before it was opened"
             return function(self._registry, *args, **kwargs)
 
-        return deferToThreadPool(self._reactor, self._pool, call)  # type: ignore[arg-type]
+        return deferToThreadPool(self._reactor, self._pool, call)
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
@@ -97,6 +97,6 @@ class DatabaseService(Service):
 
         if not self._pool.started:
             return None
-        closing = deferToThreadPool(self._reactor, self._pool, close)  # type: ignore[arg-type]
+        closing = deferToThreadPool(self._reactor, self._pool, close)
         closing.addBoth(stop_pool)
         return closing

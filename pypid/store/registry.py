@@ -90,6 +90,10 @@ class Registry:
             raise
         self.db.execute("COMMIT")
 
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert one row; returns its id."""
+        return int(self.db.table(table).insert(row).last_pk or 0)
+
     def _one(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Row | None:
         rows = list(self.db.query(sql, params))
         return rows[0] if rows else None
@@ -107,7 +111,7 @@ class Registry:
             raise Invalid(str(error)) from None
         try:
             with self.write():
-                self.db["users"].insert(
+                self._insert("users",
                     {"username": username, "is_admin": int(admin),
                      "created_at": timestamp(self._now())}
                 )
@@ -135,14 +139,14 @@ class Registry:
             raise Invalid(f"unknown visibility {visibility!r}; use private, internal or public")
         try:
             with self.write():
-                table = self.db["projects"].insert(
+                row_id = self._insert("projects",
                     {"namespace": namespace, "name": name, "path": path,
                      "visibility": visibility, "duplicates": "allow",
                      "created_at": timestamp(self._now())}
                 )
         except sqlite3.IntegrityError:
             raise Conflict(f"project {path!r} already exists") from None
-        return int(table.last_pk)
+        return row_id
 
     def list_projects(self) -> list[Row]:
         return list(self.db.query(
@@ -224,13 +228,13 @@ class Registry:
         user = self.user(username)
         secret = tokens.new_secret(tokens.PERSONAL_PREFIX)
         with self.write():
-            table = self.db["personal_access_tokens"].insert(
+            row_id = self._insert("personal_access_tokens",
                 {"user_id": user["id"], "name": name or "token",
                  "token_digest": tokens.digest(secret), "scopes": scope_text,
                  "expires_at": expiry, "revoked": 0, "last_used_at": None,
                  "created_at": timestamp(self._now())}
             )
-        return int(table.last_pk), secret
+        return row_id, secret
 
     def list_tokens(self, username: str) -> list[Row]:
         user = self.user(username)
@@ -273,7 +277,7 @@ class Registry:
         secret = tokens.new_secret(tokens.DEPLOY_PREFIX)
         try:
             with self.write():
-                table = self.db["deploy_tokens"].insert(
+                row_id = self._insert("deploy_tokens",
                     {"project_id": project["id"],
                      # GitLab's default name, made unique below once the id is known.
                      "username": username or f"pending-{tokens.digest(secret)}",
@@ -281,7 +285,7 @@ class Registry:
                      "scopes": scope_text, "expires_at": expiry, "revoked": 0,
                      "last_used_at": None, "created_at": timestamp(self._now())}
                 )
-                token_id = int(table.last_pk)
+                token_id = row_id
                 if username is None:
                     username = f"gitlab+deploy-token-{token_id}"
                     self.db.execute(
@@ -382,13 +386,13 @@ class Registry:
                 (project_id, dist.name, key),
             )
             if package is None:
-                package_id = int(self.db["packages"].insert(
+                package_id = self._insert("packages",
                     {"project_id": project_id, "name": dist.name, "display_name": display_name,
                      "version": version, "version_key": key, "created_at": now}
-                ).last_pk)
+                )
             else:
                 package_id = int(package["id"])
-            file_id = int(self.db["package_files"].insert(
+            file_id = self._insert("package_files",
                 {"package_id": package_id, "project_id": project_id,
                  "filename": record.filename, "packagetype": dist.kind,
                  "sha256": record.sha256, "md5": record.md5, "blake2_256": record.blake2_256,
@@ -396,7 +400,7 @@ class Registry:
                  "metadata_sha256": record.metadata_sha256, "upload_time": now,
                  "uploader": uploader, "blob_key": record.sha256, "yanked": 0,
                  "yanked_reason": None}
-            ).last_pk)
+            )
         row = self._one("SELECT * FROM package_files WHERE id = ?", (file_id,))
         assert row is not None
         return row
@@ -434,7 +438,7 @@ class Registry:
     def list_packages(
         self, project_id: int, package_name: str | None, page: int, per_page: int
     ) -> tuple[list[Row], int]:
-        where, params = "project_id = ?", [project_id]
+        where, params = "project_id = ?", [str(project_id)]
         if package_name:
             # GitLab filters by a fuzzy match of the name.
             where += " AND (name LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\')"
@@ -522,13 +526,12 @@ class Registry:
             conditions.append("f.filename = ?")
             params.append(filename)
         with self.write():
-            rows = [
-                row for row in self.db.query(
-                    "SELECT f.id, f.filename, p.version_key FROM package_files f "
-                    "JOIN packages p ON p.id = f.package_id WHERE " + " AND ".join(conditions),
-                    tuple(params),
-                )
-            ]
+            where = " AND ".join(conditions)  # fixed clauses; the values are bound
+            sql = (  # noqa: S608
+                "SELECT f.id, f.filename, p.version_key FROM package_files f "
+                f"JOIN packages p ON p.id = f.package_id WHERE {where}"
+            )
+            rows = list(self.db.query(sql, tuple(params)))
             if version is not None:
                 try:
                     key = version_key(parse_version(version))

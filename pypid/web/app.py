@@ -74,7 +74,7 @@ class RegistryApp:
         self._public_url = public_url
 
     def resource(self) -> IResource:
-        return self.app.resource()  # type: ignore[no-any-return]
+        return self.app.resource()
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -90,7 +90,8 @@ class RegistryApp:
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:
-        from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
+        from werkzeug.exceptions import MethodNotAllowed
+        from werkzeug.exceptions import NotFound as RouteNotFound
 
         if failure.check(RouteNotFound):
             return render_error(request, HTTPError(404, "Not Found"))

@@ -21,7 +21,7 @@ CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
+def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     """(start, end inclusive) for one satisfiable range; None: no/ignored range; False: 416."""
     if header is None:
         return None
@@ -60,7 +60,7 @@ class BlobProducer:
         stream.seek(start)
 
     def start(self) -> None:
-        self._request.registerProducer(self, True)
+        self._request.registerProducer(self, True)  # type: ignore[attr-defined]
         self.resumeProducing()
 
     def pauseProducing(self) -> None:
@@ -79,7 +79,7 @@ class BlobProducer:
     def _finish(self) -> None:
         self._done = True
         self._stream.close()
-        self._request.unregisterProducer()
+        self._request.unregisterProducer()  # type: ignore[attr-defined]
         self._request.finish()
 
     def stopProducing(self) -> None:
@@ -104,7 +104,7 @@ class _Stream(Resource):
 
     def render(self, request: IRequest) -> int:
         self._producer.start()
-        return NOT_DONE_YET  # type: ignore[no-any-return]
+        return NOT_DONE_YET
 
 
 def serve(

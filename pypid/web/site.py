@@ -57,14 +57,14 @@ class SpooledBody(io.BufferedIOBase):
 
     def write(self, data: Any) -> int:
         if not self._on_disk and self._stream.tell() + len(data) > IN_MEMORY_BODY:
-            spooled = tempfile.TemporaryFile(dir=self._spool_dir, prefix="body-")  # noqa: SIM115
+            spooled = tempfile.TemporaryFile(dir=self._spool_dir, prefix="body-")
             spooled.write(self._stream.getvalue())  # type: ignore[attr-defined]
             self._stream = spooled
             self._on_disk = True
         return self._stream.write(data)
 
     def read(self, size: int | None = -1) -> bytes:
-        return self._stream.read(size)
+        return self._stream.read(-1 if size is None else size)
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self._stream.seek(offset, whence)
@@ -92,8 +92,13 @@ class PypidRequest(server.Request):
     body_too_large: int | None = None  # bytes announced or received, once over the limit
     body_received = 0
 
+    @property
+    def pypid_site(self) -> PypidSite:
+        site: PypidSite = self.channel.site  # type: ignore[attr-defined]
+        return site
+
     def gotLength(self, length: int | None) -> None:
-        site: PypidSite = self.channel.site
+        site = self.pypid_site
         if length is not None and length > site.max_body_size:
             self.body_too_large = length
             self.content = _Discard()
@@ -101,20 +106,22 @@ class PypidRequest(server.Request):
             self.content = SpooledBody(site.spool_dir)
 
     def process(self) -> None:
-        site: PypidSite = self.channel.site
+        site = self.pypid_site
         site.in_flight += 1
         self.notifyFinish().addBoth(site.request_done)
         super().process()
 
     def handleContentChunk(self, data: bytes) -> None:
         self.body_received += len(data)
-        if self.body_too_large is None and self.body_received > self.channel.site.max_body_size:
+        content = self.content
+        assert content is not None
+        if self.body_too_large is None and self.body_received > self.pypid_site.max_body_size:
             self.body_too_large = self.body_received
-            self.content.close()
-            self.content = _Discard()
+            content.close()
+            content = self.content = _Discard()
         if self.body_too_large is not None:
             self.body_too_large = max(self.body_too_large, self.body_received)
-        self.content.write(data)
+        content.write(data)
 
 
 class PypidSite(server.Site):
@@ -142,6 +149,17 @@ class PypidSite(server.Site):
             return succeed(None)
         waiter: Deferred[None] = Deferred()
         self._drained.append(waiter)
-        timer = clock.callLater(grace, lambda: waiter.called or waiter.callback(None))
-        waiter.addBoth(lambda result: (timer.active() and timer.cancel(), result)[1])
+
+        def give_up() -> None:
+            if not waiter.called:
+                waiter.callback(None)
+
+        timer = clock.callLater(grace, give_up)
+
+        def stop_timer(result: object) -> object:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        waiter.addBoth(stop_timer)
         return waiter
