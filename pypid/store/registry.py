@@ -527,9 +527,9 @@ class Registry:
             params.append(filename)
         with self.write():
             where = " AND ".join(conditions)  # fixed clauses; the values are bound
-            sql = (  # noqa: S608
+            sql = (
                 "SELECT f.id, f.filename, p.version_key FROM package_files f "
-                f"JOIN packages p ON p.id = f.package_id WHERE {where}"
+                f"JOIN packages p ON p.id = f.package_id WHERE {where}"  # noqa: S608
             )
             rows = list(self.db.query(sql, tuple(params)))
             if version is not None:
