@@ -527,10 +527,8 @@ class Registry:
             params.append(filename)
         with self.write():
             where = " AND ".join(conditions)  # fixed clauses; the values are bound
-            sql = (
-                "SELECT f.id, f.filename, p.version_key FROM package_files f "
-                f"JOIN packages p ON p.id = f.package_id WHERE {where}"  # noqa: S608
-            )
+            select = "SELECT f.id, f.filename, p.version_key FROM package_files f "
+            sql = f"{select}JOIN packages p ON p.id = f.package_id WHERE {where}"  # noqa: S608
             rows = list(self.db.query(sql, tuple(params)))
             if version is not None:
                 try:
