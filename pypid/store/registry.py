@@ -528,7 +528,7 @@ class Registry:
         with self.write():
             where = " AND ".join(conditions)  # fixed clauses; the values are bound
             select = "SELECT f.id, f.filename, p.version_key FROM package_files f "
-            sql = f"{select}JOIN packages p ON p.id = f.package_id WHERE {where}"  # noqa: S608
+            sql = f"{select}JOIN packages p ON p.id = f.package_id WHERE {where}"
             rows = list(self.db.query(sql, tuple(params)))
             if version is not None:
                 try:
