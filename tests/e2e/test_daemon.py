@@ -1,0 +1,112 @@
+"""The real daemon: first start, CLI beside it, revocation, restart, daemonized runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+from tests.e2e.daemon import BIN, REPO, Daemon, environment
+
+SIMPLE = "/api/v4/projects/{}/packages/pypi/simple/"
+
+
+def test_first_start(daemon: Daemon) -> None:
+    """Health is 200; root's token is in a 0600 file; the log names the file, not the token."""
+    code, body = daemon.get("/-/health")
+    assert code == 200 and b'"database": "ok"' in body
+    token_file = daemon.data_dir / "initial-root-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert str(token_file) in daemon.log
+    assert daemon.token not in daemon.log
+
+
+def test_cli_beside_the_running_daemon(daemon: Daemon) -> None:
+    """CLI changes are seen by the daemon; a revoked token is refused within a second."""
+    project_id = daemon.cli("project", "create", "acme/tools").stdout.strip()
+    daemon.cli("user", "create", "alice")
+    daemon.cli("member", "add", "acme/tools", "alice", "--role", "reporter")
+    secret = daemon.cli("token", "create", "alice", "--scopes", "read_api").stdout.strip()
+    assert daemon.get(SIMPLE.format(project_id), secret)[0] == 200
+    assert daemon.get(SIMPLE.format("acme%2Ftools"), secret)[0] == 200
+    token_id = daemon.cli("token", "list", "alice", "--json").stdout.split('"id": ')[1].split(",")[0]
+    daemon.cli("token", "revoke", token_id)
+    revoked_at = time.monotonic()
+    # Poll the contract itself: refused within one second of the CLI's commit.
+    while daemon.get(SIMPLE.format(project_id), secret)[0] != 401:
+        assert time.monotonic() - revoked_at < 1.0, "revocation not seen within a second"
+    assert daemon.get(SIMPLE.format(project_id), daemon.token)[0] == 200
+    assert daemon.token not in daemon.log and secret not in daemon.log
+
+
+def test_restart_keeps_everything(tmp_path: Path) -> None:
+    """After a stop and a start on the same data dir, projects and tokens still work."""
+    first = Daemon(tmp_path / "data").start()
+    token = first.token
+    first.cli("project", "create", "acme/tools", "--visibility", "public")
+    # twistd re-raises the signal after a clean shutdown, so the status is -SIGTERM.
+    assert first.stop() in (0, -signal.SIGTERM)
+    assert "Main loop terminated" in first.log
+    second = Daemon(tmp_path / "data").start()
+    try:
+        assert second.token == token
+        assert "first start" not in second.log
+        assert second.get(SIMPLE.format(1), token)[0] == 200
+        assert "acme/tools" in second.cli("project", "list").stdout
+    finally:
+        second.stop()
+
+
+def test_daemonized_start_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`twistd pypid` detaches, writes its pidfile, serves, and exits on SIGTERM."""
+    pidfile, logfile = tmp_path / "twistd.pid", tmp_path / "twistd.log"
+    subprocess.run(
+        [str(BIN / "twistd"), "--pidfile", str(pidfile), "--logfile", str(logfile), "pypid",
+         "--data-dir", str(tmp_path / "data"), "--listen", "tcp:0:interface=127.0.0.1"],
+        check=True, env=environment(), cwd=tmp_path, timeout=60,
+    )
+    deadline = time.monotonic() + 30
+    while not (logfile.exists() and "pypid serving on" in logfile.read_text()):
+        assert time.monotonic() < deadline, "daemon did not start"
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    url = re.search(r"pypid serving on (http://\S+)/", logfile.read_text())
+    assert url is not None
+    import urllib.request
+
+    with urllib.request.urlopen(url.group(1) + "/-/health", timeout=10) as response:
+        assert response.status == 200
+    os.kill(pid, signal.SIGTERM)
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline + 30, "daemon did not stop"
+        time.sleep(0.05)
+    assert not pidfile.exists()
+    assert "Main loop terminated" in logfile.read_text()
+
+
+def test_help_lists_options_with_defaults() -> None:
+    """`twistd pypid --help` lists every option with its default."""
+    result = subprocess.run([str(BIN / "twistd"), "pypid", "--help"], capture_output=True,
+                            text=True, env=environment(), cwd=REPO, timeout=60, check=True)
+    for option in ("--data-dir", "--listen", "--config", "--max-upload-size", "--public-url"):
+        assert option in result.stdout
+    assert "./pypid-data" in result.stdout and "52428800" in result.stdout
+
+
+def test_bad_config_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    """An unknown key in the config file ends the start with a message naming it."""
+    config = tmp_path / "bad.toml"
+    config.write_text("colour = 'blue'\n")
+    result = subprocess.run(
+        [str(BIN / "twistd"), "-n", "pypid", "--config", str(config)],
+        capture_output=True, text=True, env=environment(), cwd=tmp_path, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "unknown setting 'colour'" in result.stdout + result.stderr
