@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import random
@@ -29,7 +30,7 @@ def wheel_bytes(
     """A pure-Python wheel with one module `<name>` holding VALUE = version."""
     dist = f"{module_name(name)}-{version}"
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with _FixedTimeZip(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"{module_name(name)}.py", f"VALUE = {version!r}\n")
         if padding:
             # Incompressible but deterministic, so the file really is about this large.
@@ -45,6 +46,16 @@ def wheel_bytes(
     return buffer.getvalue()
 
 
+class _FixedTimeZip(zipfile.ZipFile):
+    """Same arguments, same bytes: members get a fixed timestamp instead of now."""
+
+    def writestr(self, name: str | zipfile.ZipInfo, data: str | bytes,  # type: ignore[override]
+                 compress_type: int | None = None) -> None:
+        info = zipfile.ZipInfo(str(name), date_time=(2020, 1, 1, 0, 0, 0))
+        info.compress_type = compress_type if compress_type is not None else self.compression
+        super().writestr(info, data)
+
+
 def wheel_filename(name: str, version: str) -> str:
     return f"{module_name(name)}-{version}-py3-none-any.whl"
 
@@ -52,7 +63,9 @@ def wheel_filename(name: str, version: str) -> str:
 def sdist_bytes(name: str, version: str, requires_python: str | None = None) -> bytes:
     top = f"{module_name(name)}-{version}"
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    # mtime=0 in the gzip header: the same arguments give the same bytes.
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed, \
+            tarfile.open(fileobj=compressed, mode="w") as archive:
         for path, text in (
             (f"{top}/PKG-INFO", metadata_text(name, version, requires_python)),
             (f"{top}/{module_name(name)}.py", f"VALUE = {version!r}\n"),
