@@ -98,7 +98,11 @@ class ListenerService(Service):
 
     def startService(self) -> None:
         super().startService()
-        endpoint = serverFromString(self._reactor, self._description)
+        try:
+            endpoint = serverFromString(self._reactor, self._description)
+        except Exception as error:
+            self._give_up(f"bad --listen {self._description!r}: {error!r}")
+            return
         self._listening = endpoint.listen(self._site)
         self._listening.addCallbacks(self._listened, self._failed)
 
@@ -110,10 +114,15 @@ class ListenerService(Service):
         log.info("pypid serving on {where}", where=where)
 
     def _failed(self, failure: Any) -> None:
-        log.critical("cannot listen on {description}: {error}",
-                     description=self._description, error=failure.getErrorMessage())
-        if IReactorCore.providedBy(self._reactor) and self._reactor.running:
-            self._reactor.stop()
+        self._give_up(f"cannot listen on {self._description}: {failure.getErrorMessage()}")
+
+    def _give_up(self, reason: str) -> None:
+        """A daemon that cannot listen stops, with a non-zero exit for its supervisor."""
+        log.critical("pypid: {reason}", reason=reason)
+        if IReactorCore.providedBy(self._reactor):
+            # twistd has no exit-status hook; leave with 1 once shutdown has run.
+            self._reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+            self._reactor.callWhenRunning(self._reactor.stop)
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()

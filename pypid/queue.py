@@ -27,6 +27,6 @@ class BoundedQueue:
         return len(self._slots.waiting)
 
     def submit(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        if self.waiting >= self._waiting_limit:
+        if self._slots.tokens == 0 and self.waiting >= self._waiting_limit:
             raise QueueFull("the server is busy processing uploads; retry shortly")
         return self._slots.run(self._run, function, *args)

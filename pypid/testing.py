@@ -111,6 +111,7 @@ def make_app(
     data_dir: Path, blobs: IBlobStore | None = None, max_upload_size: int = 52_428_800,
     public_url: str | None = None, now: Callable[[], datetime] = utc_now,
     queue_workers: int = 4, queue_waiting: int = 64,
+    run_worker: Callable[..., Deferred[Any]] = run_now,
 ) -> AppHarness:
     """A RegistryApp on a real SQLite file and (by default) a real blob store, all synchronous."""
     from pypid.blobs.filesystem import FilesystemBlobs
@@ -121,7 +122,7 @@ def make_app(
     database = SyncDatabase(registry)
     caches = Caches()
     store: IBlobStore = blobs if blobs is not None else FilesystemBlobs(data_dir)
-    queue = BoundedQueue(run_now, queue_workers, queue_waiting)
+    queue = BoundedQueue(run_worker, queue_workers, queue_waiting)
     app = RegistryApp(
         run_db=database.run,
         authenticator=RegistryAuthenticator(database.run, caches, now=now),

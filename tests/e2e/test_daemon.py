@@ -101,6 +101,16 @@ def test_help_lists_options_with_defaults() -> None:
     assert "./pypid-data" in result.stdout and "52428800" in result.stdout
 
 
+def test_unusable_listen_stops_the_daemon(tmp_path: Path) -> None:
+    """A --listen that cannot be used ends the daemon with a non-zero status and a reason."""
+    result = subprocess.run(
+        [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir", str(tmp_path / "d"),
+         "--listen", "bogus:1234"],
+        capture_output=True, text=True, env=environment(), cwd=tmp_path, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "bad --listen 'bogus:1234'" in result.stdout + result.stderr
+
+
 def test_bad_config_stops_the_start_with_one_line(tmp_path: Path) -> None:
     """An unknown key in the config file ends the start with a message naming it."""
     config = tmp_path / "bad.toml"
@@ -110,3 +120,43 @@ def test_bad_config_stops_the_start_with_one_line(tmp_path: Path) -> None:
         capture_output=True, text=True, env=environment(), cwd=tmp_path, timeout=60, check=False)
     assert result.returncode != 0
     assert "unknown setting 'colour'" in result.stdout + result.stderr
+
+
+def test_systemd_socket_activation(tmp_path: Path) -> None:
+    """With --listen systemd:domain=INET:index=0 pypid serves on the socket it is handed."""
+    import socket
+    import sys
+    import urllib.request
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    # As systemd does: the socket as fd 3, LISTEN_FDS=1 and LISTEN_PID = the daemon's pid
+    # (set just before exec, which keeps the pid).
+    launcher = ("import os, sys; os.environ['LISTEN_PID'] = str(os.getpid()); "
+                "os.environ['LISTEN_FDS'] = '1'; os.environ['LISTEN_FDNAMES'] = 'pypid.socket'; "
+                "os.execv(sys.argv[1], sys.argv[1:])")
+    process = subprocess.Popen(
+        [sys.executable, "-c", launcher, str(BIN / "twistd"), "-n", "--pidfile=", "pypid",
+         "--data-dir", str(tmp_path / "data"), "--listen", "systemd:domain=INET:index=0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment(),
+        cwd=tmp_path, pass_fds=(3,),
+        preexec_fn=lambda: os.dup2(listener.fileno(), 3),  # noqa: PLW1509 - as systemd does
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "pypid serving on" in line:
+                break
+        else:
+            raise AssertionError("daemon exited before serving")
+        listener.close()  # only the daemon's copy is left
+        url = f"http://127.0.0.1:{port}/-/health"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()

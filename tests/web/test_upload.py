@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,3 +184,32 @@ def test_requires_python_from_metadata_or_form(world: World) -> None:
     page = client.get(f"/api/v4/projects/{world.private_id}/packages/pypi/simple/pkg/", auth=dev)
     assert parse_links(page)[0][1]["data-requires-python"] == ">=3.9,<4"
     assert b"&gt;=3.9,&lt;4" in page.body
+
+
+def test_full_queue_is_503_with_retry_after(tmp_path: Path) -> None:
+    """When uploads back up past the queue, new ones get 503 + Retry-After, not memory."""
+    from tests.dists import upload_form
+    from tests.unit.test_queue_and_drain import HeldRunner
+
+    held = HeldRunner()
+    client = new_client(tmp_path, queue_workers=1, queue_waiting=0, run_worker=held)
+    registry = client.harness.registry
+    registry.create_project("a/b")
+    auth = ("__token__", registry.create_token("root", "api")[1])
+    body, headers = upload_form(wheel_filename("pkg", "1.0"), wheel_bytes("pkg", "1.0"),
+                                "pkg", "1.0")
+    outcomes: list[Any] = []
+    first = client.treq.post("http://pypid.test/api/v4/projects/1/packages/pypi", data=body,
+                             headers=headers, auth=auth)
+    first.addCallback(lambda response: outcomes.append(response) or response)
+    assert outcomes == [] and len(held.jobs) == 1
+    reply = client.upload_wheel(1, "pkg", "2.0", auth)
+    assert reply.code == 503 and reply.header("Retry-After") == "5"
+    assert b"retry" in reply.phrase
+    held.finish_one()
+    client.treq.flush()  # move the finished response through the in-memory connection
+    assert outcomes[0].code == 201
+    again = client.treq.post("http://pypid.test/api/v4/projects/1/packages/pypi", data=body,
+                             headers=headers, auth=auth)
+    again.addCallback(outcomes.append)
+    assert len(outcomes) == 1 and len(held.jobs) == 1  # a free slot again: queued, not refused
