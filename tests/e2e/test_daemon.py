@@ -142,7 +142,7 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
          "--data-dir", str(tmp_path / "data"), "--listen", "systemd:domain=INET:index=0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment(),
         cwd=tmp_path, pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(listener.fileno(), 3),  # noqa: PLW1509 - as systemd does
+        preexec_fn=lambda: os.dup2(listener.fileno(), 3),
     )
     try:
         assert process.stdout is not None
