@@ -31,13 +31,21 @@ class RegistryAuthenticator:
         self._caches = caches
         self._now = now
 
-    def authenticate(self, username: str | None, secret: str) -> Deferred[Principal | None]:
+    def cached(self, username: str | None, secret: str) -> tuple[bool, Principal | None]:
+        """(known, principal) from memory alone: the synchronous hot path."""
         key = (username, tokens.digest(secret))
-        if key in self._caches.principals:
-            principal: Principal | None = self._caches.principals[key]
-            if principal is not None and tokens.is_expired(principal.expires_at, self._now()):
-                return succeed(None)
+        if key not in self._caches.principals:
+            return False, None
+        principal: Principal | None = self._caches.principals[key]
+        if principal is not None and tokens.is_expired(principal.expires_at, self._now()):
+            return True, None
+        return True, principal
+
+    def authenticate(self, username: str | None, secret: str) -> Deferred[Principal | None]:
+        known, principal = self.cached(username, secret)
+        if known:
             return succeed(principal)
+        key = (username, tokens.digest(secret))
         generation = self._caches.generation
 
         def remember(found: Principal | None) -> Principal | None:

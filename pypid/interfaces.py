@@ -64,5 +64,9 @@ class IAuthenticator(Interface):
     def authenticate(username: str | None, secret: str) -> Deferred[Principal | None]:
         """The principal for a token (username None: Private-Token header), or None."""
 
+    def cached(username: str | None, secret: str) -> tuple[bool, Principal | None]:
+        """(known, principal) without any I/O: known is False when only authenticate()
+        can tell."""
+
 
 __all__ = ["IAuthenticator", "IBlobStore", "Principal"]

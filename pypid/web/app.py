@@ -44,9 +44,11 @@ MAX_PER_PAGE = 100
 
 
 def _json(request: IRequest, document: Any, code: int = 200) -> bytes:
+    body = json.dumps(document).encode("utf-8")
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
-    return json.dumps(document).encode("utf-8")
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    return body
 
 
 class RegistryApp:
@@ -71,6 +73,7 @@ class RegistryApp:
         self._run_worker = run_worker
         self._publisher = publisher
         self._caches = caches
+        self.caches = caches
         self._public_url = public_url
 
     def resource(self) -> IResource:
@@ -136,6 +139,32 @@ class RegistryApp:
         if generation == self._caches.generation:
             self._caches.roles.put(key, access)
         return access
+
+    def cached_read_access(self, request: IRequest, ref: str) -> Row | None:
+        """The project, if memory alone shows that this request may read it (fast lane).
+
+        None means "not known from the caches" or "not allowed": the Klein routes then
+        decide, and answer refusals, exactly as for any first request.
+        """
+        try:
+            credentials = credentials_from(request)
+        except HTTPError:
+            return None
+        principal = None
+        if credentials is not None:
+            known, principal = self._auth.cached(credentials.username, credentials.secret)
+            if not known or principal is None:
+                return None
+        project: Row | None = self._caches.projects.get(ref)
+        if project is None:
+            return None
+        if principal is None or principal.user_id is None or principal.is_admin:
+            access = ProjectAccess(project["id"], project["visibility"], None)
+        else:
+            access = self._caches.roles.get((project["id"], principal.user_id))
+            if access is None:
+                return None
+        return project if may(principal, access, Action.read) else None
 
     async def _authorize(
         self, request: IRequest, ref: str, action: Action
@@ -215,9 +244,7 @@ class RegistryApp:
     async def _page(
         self, request: IRequest, project: Row, name: str | None
     ) -> bytes:
-        media_type = simple.negotiate(
-            (request.getHeader(b"accept") or b"").decode("latin-1") or None
-        )
+        media_type = simple.negotiate_header(request.getHeader(b"accept"))
         request.setHeader(b"Vary", b"Accept")
         if media_type is None:
             raise HTTPError(406, "Not Acceptable: ask for text/html or "
@@ -227,26 +254,17 @@ class RegistryApp:
         page: simple.Page | None = pages.get(key)
         if page is None:
             generation = self._caches.generation
-            if name is None:
-                rows = await self._run_db(Registry.project_package_names, project["id"])
-                page = simple.render_root(rows, media_type)
-            else:
-                rows = await self._run_db(Registry.package_page_files, project["id"], name)
-                if not rows:
-                    raise HTTPError(404, "Package Not Found")
-                page = simple.render_package(
-                    name, rows,
-                    self._files_base(project, "../../files"), media_type,
-                )
+            # Query and render in the database thread: a root page of thousands of
+            # packages is real work, and the reactor must not do it.
+            page = await self._run_db(
+                simple.render_from_registry, project["id"], name, media_type,
+                self._files_base(project, "../../files"),
+            )
+            if page is None:
+                raise HTTPError(404, "Package Not Found")
             if generation == self._caches.generation:
                 self._caches.for_project(project["id"])[key] = page
-        request.setHeader(b"ETag", page.etag)
-        request.setHeader(b"Cache-Control", b"private, max-age=0, must-revalidate")
-        if page.etag in (request.getHeader(b"if-none-match") or b"").split(b", "):
-            request.setResponseCode(304)
-            return b""
-        request.setHeader(b"Content-Type", page.content_type)
-        return page.body
+        return simple.write_page(request, page)
 
     # strict_slashes=False: werkzeug would answer a missing slash with its own 308; pypid
     # redirects itself (301, query kept, relative Location).
@@ -300,7 +318,8 @@ class RegistryApp:
         if stream is None:
             self.log.error("blob {key} of {filename} is missing", key=key, filename=filename)
             raise HTTPError(404, "File Not Found")
-        return files.serve(request, stream, filename, b'"' + etag.encode("ascii") + b'"')
+        answer = files.serve(request, stream, filename, b'"' + etag.encode("ascii") + b'"')
+        return answer if isinstance(answer, bytes) else files.Stream(answer)
 
     async def _file(self, project_id: int, sha256: str) -> Row | None:
         cache = self._caches.for_project(project_id)
@@ -436,6 +455,22 @@ class RegistryApp:
         rows = await self._run_db(Registry.package_files, package_id)
         return _json(request, [self._file_json(row) for row in rows])
 
+    @app.route(PROJECT + "/packages/settings", methods=["GET"])
+    async def get_settings(self, request: IRequest, ref: str) -> bytes:
+        project, _ = await self._authorize(request, ref, Action.read)
+        return _json(request, _settings_json(project))
+
+    @app.route(PROJECT + "/packages/settings", methods=["PUT"])
+    async def put_settings(self, request: IRequest, ref: str) -> bytes:
+        project, _ = await self._authorize(request, ref, Action.delete)
+        allowed = _json_body(request).get("pypi_duplicates_allowed")
+        if not isinstance(allowed, bool):
+            raise HTTPError(400, "Bad request - pypi_duplicates_allowed must be true or false")
+        project = await self._store(
+            Registry.set_duplicates, project["id"], "allow" if allowed else "deny")
+        self._caches.clear()  # the project row itself is cached under every reference
+        return _json(request, _settings_json(project))
+
     async def _store(self, function: Callable[..., Any], *args: Any) -> Any:
         """A registry call whose refusals become 404/400 answers."""
         try:
@@ -444,6 +479,10 @@ class RegistryApp:
             raise HTTPError(404, str(error)) from None
         except StoreError as error:
             raise HTTPError(400, f"Bad request - {error}") from None
+
+
+def _settings_json(project: Row) -> dict[str, Any]:
+    return {"pypi_duplicates_allowed": project["duplicates"] == "allow"}
 
 
 def _json_body(request: IRequest) -> dict[str, Any]:

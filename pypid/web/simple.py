@@ -6,12 +6,18 @@ upload, delete or yank in the project drops them (caches.Caches.project_changed)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 from urllib.parse import quote
+
+from packaging.version import InvalidVersion, Version
+from twisted.web.iweb import IRequest
+
+from pypid.store.registry import Registry
 
 HTML = "text/html"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
@@ -25,6 +31,16 @@ class Page:
     body: bytes
     etag: bytes
     content_type: bytes
+
+
+def negotiate_header(accept: bytes | None) -> str | None:
+    """negotiate() for a raw header; the answers are memoized (clients send few variants)."""
+    return _negotiate_cached(accept)
+
+
+@functools.lru_cache(maxsize=512)
+def _negotiate_cached(accept: bytes | None) -> str | None:
+    return negotiate(accept.decode("latin-1") if accept else None)
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -55,6 +71,19 @@ def negotiate(accept: str | None) -> str | None:
             if quality > 0 and (best is None or rank[:2] > best[:2]):
                 best = rank
     return best[2] if best else None
+
+
+def write_page(request: IRequest, page: Page) -> bytes:
+    """The headers of a page answer, and its body (or 304 if the client has it)."""
+    request.setHeader(b"Vary", b"Accept")
+    request.setHeader(b"ETag", page.etag)
+    request.setHeader(b"Cache-Control", b"private, max-age=0, must-revalidate")
+    if page.etag in (request.getHeader(b"if-none-match") or b"").split(b", "):
+        request.setResponseCode(304)
+        return b""
+    request.setHeader(b"Content-Type", page.content_type)
+    request.setHeader(b"Content-Length", b"%d" % len(page.body))
+    return page.body
 
 
 def _page(body: bytes, media_type: str) -> Page:
@@ -129,9 +158,19 @@ def render_package(
     return _page(_html(f"Links for {name}", "".join(links)), media_type)
 
 
-def _version_order(text: str) -> Any:
-    from packaging.version import InvalidVersion, Version
+def render_from_registry(
+    registry: Registry, project_id: int, name: str | None, media_type: str, files_base: str
+) -> Page | None:
+    """Database thread: the root page (name None) or a package page; None if no files."""
+    if name is None:
+        return render_root(registry.project_package_names(project_id), media_type)
+    rows = registry.package_page_files(project_id, name)
+    if not rows:
+        return None
+    return render_package(name, rows, files_base, media_type)
 
+
+def _version_order(text: str) -> Any:
     try:
         return (0, Version(text), text)
     except InvalidVersion:

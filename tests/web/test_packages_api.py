@@ -126,3 +126,19 @@ def test_yank_and_unyank(packages: World) -> None:
     assert "data-yanked" not in links[wheel_filename("pkg0", "1.0")]
     assert client.request("POST", api(packages, "/1/yank"), auth=mia,
                           data=b"[1]").code == 400
+
+
+def test_duplicates_setting_over_http(world: World) -> None:
+    """Maintainers read and change the duplicates setting; it applies to the next upload."""
+    client, mia = world.client, world.tokens["mia"]
+    url = api(world, "/settings")
+    assert client.get(url, auth=world.tokens["rita"]).json() == {"pypi_duplicates_allowed": True}
+    body = json.dumps({"pypi_duplicates_allowed": False}).encode()
+    assert client.request("PUT", url, auth=world.tokens["dev"], data=body).code == 403
+    reply = client.request("PUT", url, auth=mia, data=body)
+    assert reply.code == 200 and reply.json() == {"pypi_duplicates_allowed": False}
+    assert client.upload_wheel(world.private_id, "pkg", "1.0", mia).code == 201
+    again = client.upload(world.private_id, wheel_filename("pkg", "1.0"),
+                          wheel_bytes("pkg", "1.0", padding=1), "pkg", "1.0", mia)
+    assert (again.code, again.phrase) == (400, b"File already exists")
+    assert client.request("PUT", url, auth=mia, data=b'{"pypi_duplicates_allowed": 1}').code == 400

@@ -1,0 +1,85 @@
+"""The hot reads answered straight from memory, before Klein's routing and Deferreds.
+
+Only answers that memory can give in full take this lane: an index page or a file whose
+principal, project, role and page (or file row) are all cached and whose read the access
+rules allow. Everything else (first reads, refusals, redirects, writes, the packages API)
+goes to the Klein app, which answers it and fills the caches. Both lanes share the same
+caches, rules and renderers, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET
+
+from pypid.domain.names import is_normalized
+from pypid.interfaces import IBlobStore
+from pypid.web import files, simple
+from pypid.web.app import RegistryApp
+
+_HOT = re.compile(
+    rb"^/api/v4/projects/([^/]+)/packages/pypi/"
+    rb"(?:simple/(?:([^/%]+)/)?|files/([0-9a-f]{64})/([^/]+))$"
+)
+
+
+class FastLane(Resource):
+    isLeaf = True
+
+    def __init__(self, app: RegistryApp, blobs: IBlobStore, fallback: IResource) -> None:
+        super().__init__()
+        self._app = app
+        self._caches = app.caches
+        self._blobs = blobs
+        self._fallback = fallback
+
+    def render(self, request: IRequest) -> bytes | int:
+        if request.method == b"GET":
+            answer = self._answer(request)
+            if answer is not None:
+                return answer
+        return self._fallback.render(request)  # type: ignore[no-any-return]
+
+    def _answer(self, request: IRequest) -> bytes | int | None:
+        match = _HOT.match(request.path)
+        if match is None:
+            return None
+        ref = unquote(match.group(1).decode("ascii"))
+        project = self._app.cached_read_access(request, ref)
+        if project is None:
+            return None
+        data = self._caches.for_project(project["id"])
+        if match.group(3) is None:
+            name = match.group(2)
+            package = None if name is None else name.decode("ascii")
+            if package is not None and not is_normalized(package):
+                return None
+            media_type = simple.negotiate_header(request.getHeader(b"accept"))
+            page = data.get(("page", package, media_type))
+            if page is None:
+                return None
+            return simple.write_page(request, page)
+        row = data.get(("file", match.group(3).decode("ascii")))
+        if row is None:
+            return None
+        filename = unquote(match.group(4).decode("ascii"))
+        if filename == row["filename"]:
+            key = row["blob_key"]
+        elif filename == row["filename"] + ".metadata" and row["metadata_sha256"]:
+            key = row["metadata_sha256"]
+        else:
+            return None
+        # Opening a local blob is one cheap syscall; its bytes are sent by the producer.
+        stream = self._blobs.open(key)
+        if stream is None:
+            return None
+        etag = b'"' + (row["sha256"] if key == row["blob_key"] else key).encode("ascii") + b'"'
+        answer = files.serve(request, stream, filename, etag)
+        if isinstance(answer, bytes):
+            return answer
+        answer.start()
+        return NOT_DONE_YET

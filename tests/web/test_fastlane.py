@@ -1,0 +1,89 @@
+"""The fast lane answers cached reads exactly as the Klein routes do, without the database."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from tests.dists import wheel_bytes, wheel_filename
+from tests.web.conftest import World
+from tests.web.helpers import Reply
+
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def comparable(reply: Reply) -> tuple[int, bytes, dict[str, list[str]]]:
+    headers = {k: v for k, v in reply.headers.items() if k != "date"}
+    return reply.code, reply.body, headers
+
+
+@pytest.fixture
+def counted(world: World) -> tuple[World, list[Any]]:
+    content = wheel_bytes("pkg", "1.0", padding=300_000)
+    world.client.upload(world.private_id, wheel_filename("pkg", "1.0"), content, "pkg", "1.0",
+                        world.tokens["dev"])
+    calls: list[Any] = []
+    app = world.client.harness.app
+    original = app._run_db
+
+    def counting(function: Any, *args: Any) -> Any:
+        calls.append(function)
+        return original(function, *args)
+
+    app._run_db = counting  # type: ignore[method-assign]
+    return world, calls
+
+
+def file_url(world: World) -> str:
+    sha = hashlib.sha256(wheel_bytes("pkg", "1.0", padding=300_000)).hexdigest()
+    return (f"/api/v4/projects/{world.private_id}/packages/pypi/files/{sha}/"
+            f"{wheel_filename('pkg', '1.0')}")
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [("simple/", {}), ("simple/pkg/", {}), ("simple/pkg/", {"Accept": JSON}),
+     ("file", {}), ("file", {"Range": "bytes=5-100"}), ("file.metadata", {})],
+)
+def test_second_answer_is_the_same_and_skips_the_database(
+    counted: tuple[World, list[Any]], path: str, headers: dict[str, str]
+) -> None:
+    """The cached (fast) answer equals the first (Klein) one and asks the database nothing."""
+    world, calls = counted
+    if path.startswith("file"):
+        url = file_url(world) + path.removeprefix("file")
+    else:
+        url = f"/api/v4/projects/{world.private_id}/packages/pypi/{path}"
+    for who in ("rita", "deploy-read"):
+        auth = world.tokens[who]
+        first = world.client.get(url, auth=auth, headers=headers)
+        assert first.code in (200, 206)
+        calls.clear()
+        second = world.client.get(url, auth=auth, headers=headers)
+        assert comparable(second) == comparable(first)
+        assert calls == []
+
+
+def test_refusals_never_take_the_fast_lane(counted: tuple[World, list[Any]]) -> None:
+    """Principals the rules refuse get the Klein answers, cached or not."""
+    world, _ = counted
+    url = f"/api/v4/projects/{world.private_id}/packages/pypi/simple/pkg/"
+    world.client.get(url, auth=world.tokens["rita"])  # warm the page cache
+    for _ in range(2):
+        assert world.client.get(url, auth=world.tokens["outsider"]).code == 404
+        assert world.client.get(url).code == 401
+        assert world.client.get(url, auth=world.tokens["deploy-write"]).code == 404
+        assert world.client.get(url, auth=("__token__", "glpat-wrong")).code == 401
+
+
+def test_revoked_principal_leaves_the_fast_lane(counted: tuple[World, list[Any]]) -> None:
+    """Dropping the caches (what a CLI change does) sends the next request to the database."""
+    world, calls = counted
+    url = f"/api/v4/projects/{world.private_id}/packages/pypi/simple/pkg/"
+    world.client.get(url, auth=world.tokens["rita"])
+    world.client.harness.caches.clear()
+    calls.clear()
+    assert world.client.get(url, auth=world.tokens["rita"]).code == 200
+    assert calls != []
