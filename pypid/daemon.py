@@ -196,7 +196,7 @@ def build_service(config: Config, reactor: Any) -> PypidService:
         public_url=config.public_url,
     )
     site = PypidSite(app.resource(), spool_dir=blobs.temp_dir,
-                     max_body_size=config.max_upload_size)
+                     max_body_size=config.max_upload_size, log_requests=config.access_log)
 
     service = PypidService(reactor, site, config.shutdown_grace)
     service.setName("pypid")

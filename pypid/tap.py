@@ -41,6 +41,8 @@ class Options(usage.Options):
          "Seconds a stopping daemon waits for requests in flight [default: 10]"],
     ]
 
+    optFlags = [["access-log", None, "Log one line per request [default: off]"]]
+
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
@@ -61,6 +63,8 @@ class Options(usage.Options):
         }
         if self["listen"]:
             given["listen"] = list(self["listen"])
+        if self["access-log"]:
+            given["access-log"] = True
         try:
             self.config = load_config(self["config"], given)
         except ConfigError as error:

@@ -77,7 +77,10 @@ class RegistryApp:
         self._public_url = public_url
 
     def resource(self) -> IResource:
-        return self.app.resource()
+        """The root resource: the fast lane for cached hot reads, Klein for the rest."""
+        from pypid.web.fastlane import FastLane
+
+        return FastLane(self, self._blobs, self.app.resource())
 
     # -- errors ----------------------------------------------------------------------------
 
