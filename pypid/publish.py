@@ -1,8 +1,9 @@
 """An upload, from the spooled request body to a committed row.
 
     worker thread: parse the form (file part -> temp blob, hashed in the same pass),
-                   validate name/version/filename/digests, extract core metadata, fsync
-    db thread:     rename the blobs into place, then one transaction for the rows
+                   validate name/version/filename/digests, extract core metadata, fsync,
+                   rename the blobs into place (held against concurrent deletes)
+    db thread:     one transaction for the rows
     reactor:       drop the project's cached pages; the file is listed from the next read
 
 Anything refused leaves nothing behind: temp files are removed before the error returns.
@@ -18,6 +19,7 @@ from typing import IO, Any
 
 from twisted.internet.defer import Deferred
 
+from pypid.blobs.guard import BlobGuard
 from pypid.caches import Caches
 from pypid.dists import form as forms
 from pypid.dists import metadata as metadatas
@@ -52,7 +54,7 @@ class CheckedUpload:
 def check_upload(
     blobs: IBlobStore, body: IO[bytes], content_type: str | None
 ) -> CheckedUpload:
-    """Parse and validate a spooled upload body (worker thread). Cleans up on refusal."""
+    """Parse and validate a spooled upload body; temp files synced. Cleans up on refusal."""
     try:
         form = forms.parse_upload_form(body, content_type, blobs.new_temp)
     except forms.FormError as error:
@@ -113,36 +115,47 @@ def check_upload(
     return CheckedUpload(dist, name, version, record, uploaded.temp_path, metadata_temp)
 
 
-def commit_upload(
-    registry: Registry, blobs: IBlobStore, project: Row, checked: CheckedUpload, uploader: str
-) -> Row:
-    """Database thread: blobs into place, then the rows in one transaction."""
-    deny = project["duplicates"] == "deny"
+def store_blobs(blobs: IBlobStore, guard: BlobGuard, checked: CheckedUpload) -> None:
+    """Worker thread: hold the keys, then rename the synced temp files into place."""
+    keys = checked.record.blob_keys()
+    guard.hold(keys)
     try:
-        if deny and registry.has_filename(project["id"], checked.record.filename):
-            raise Conflict("File already exists")
         blobs.commit(checked.temp_path, checked.record.sha256)
         if checked.metadata_temp_path is not None and checked.record.metadata_sha256:
             blobs.commit(checked.metadata_temp_path, checked.record.metadata_sha256)
     except BaseException:
+        guard.release(keys)
         blobs.discard(checked.temp_path)
         if checked.metadata_temp_path is not None:
             blobs.discard(checked.metadata_temp_path)
         raise
-    try:
-        return registry.add_file(
-            project["id"], checked.dist, checked.display_name, checked.version,
-            checked.record, uploader, deny,
-        )
-    except Conflict:
-        remove_unreferenced(registry, blobs, checked.record.blob_keys())
-        raise
 
 
-def remove_unreferenced(registry: Registry, blobs: IBlobStore, keys: list[str]) -> None:
-    """Database thread: delete blobs that no row references (serialized with commits)."""
+def check_and_store(
+    blobs: IBlobStore, guard: BlobGuard, body: IO[bytes], content_type: str | None
+) -> CheckedUpload:
+    """Worker thread: everything an upload needs before its row can be written."""
+    checked = check_upload(blobs, body, content_type)
+    store_blobs(blobs, guard, checked)
+    return checked
+
+
+def record_upload(
+    registry: Registry, project: Row, checked: CheckedUpload, uploader: str
+) -> Row:
+    """Database thread: the package and file rows, in one transaction."""
+    return registry.add_file(
+        project["id"], checked.dist, checked.display_name, checked.version,
+        checked.record, uploader, project["duplicates"] == "deny",
+    )
+
+
+def remove_unreferenced(
+    registry: Registry, blobs: IBlobStore, guard: BlobGuard, keys: list[str]
+) -> None:
+    """Database thread: delete the blobs no row references and no upload holds."""
     for key in registry.unreferenced(keys):
-        blobs.delete(key)
+        guard.delete_unless_held(blobs, key)
 
 
 class Publisher:
@@ -154,19 +167,25 @@ class Publisher:
         self._queue = queue
         self._run_db = run_db
         self._caches = caches
+        self.guard = BlobGuard()
 
     async def publish(
         self, project: Row, principal: Principal, body: IO[bytes], content_type: str | None
     ) -> Row:
         checked: CheckedUpload = await self._queue.submit(
-            check_upload, self._blobs, body, content_type
+            check_and_store, self._blobs, self.guard, body, content_type
         )
+        keys = checked.record.blob_keys()
         try:
-            row: Row = await self._run_db(
-                commit_upload, self._blobs, project, checked, principal.name
-            )
+            row: Row = await self._run_db(record_upload, project, checked, principal.name)
         except Conflict as error:
+            self.guard.release(keys)
+            keys = []
+            await self._run_db(
+                remove_unreferenced, self._blobs, self.guard, checked.record.blob_keys()
+            )
             raise UploadRefused(str(error)) from None
         finally:
+            self.guard.release(keys)
             self._caches.project_changed(project["id"])
         return row

@@ -91,8 +91,19 @@ class Registry:
         self.db.execute("COMMIT")
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
-        """Insert one row; returns its id."""
-        return int(self.db.table(table).insert(row).last_pk or 0)
+        """Insert one row; returns its id.
+
+        Plain SQL built from the row's keys (our own column names, never client input):
+        sqlite-utils' insert() re-reads the table's schema on every call, which costs
+        more than the insert on the upload path.
+        """
+        columns = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        cursor = self.db.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})",  # noqa: S608
+            tuple(row.values()),
+        )
+        return int(cursor.lastrowid or 0)
 
     def _one(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Row | None:
         rows = list(self.db.query(sql, params))
@@ -401,9 +412,9 @@ class Registry:
                  "uploader": uploader, "blob_key": record.sha256, "yanked": 0,
                  "yanked_reason": None}
             )
-        row = self._one("SELECT * FROM package_files WHERE id = ?", (file_id,))
-        assert row is not None
-        return row
+        return {"id": file_id, "package_id": package_id, "project_id": project_id,
+                "filename": record.filename, "sha256": record.sha256, "size": record.size,
+                "upload_time": now}
 
     def project_package_names(self, project_id: int) -> list[Row]:
         """Every package of a project that has files: normalized and display names."""

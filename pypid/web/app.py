@@ -19,6 +19,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
 import pypid
+from pypid.blobs.guard import BlobGuard
 from pypid.caches import Caches
 from pypid.domain.access import Action, Principal, ProjectAccess, may
 from pypid.domain.names import BadName, is_normalized, normalize_package_name
@@ -411,7 +412,8 @@ class RegistryApp:
     @app.route(PROJECT + "/packages/<int:package_id>", methods=["DELETE"])
     async def delete_package(self, request: IRequest, ref: str, package_id: int) -> bytes:
         project, principal = await self._authorize(request, ref, Action.delete)
-        package = await self._store(_delete_package, self._blobs, project["id"], package_id)
+        package = await self._store(
+            _delete_package, self._blobs, self._publisher.guard, project["id"], package_id)
         self._caches.project_changed(project["id"])
         self.log.info("{user} deleted package {name} {version} of project {project}",
                       user=principal.name if principal else None, name=package["name"],
@@ -425,7 +427,8 @@ class RegistryApp:
         self, request: IRequest, ref: str, package_id: int, file_id: int
     ) -> bytes:
         project, principal = await self._authorize(request, ref, Action.delete)
-        row = await self._store(_delete_file, self._blobs, project["id"], package_id, file_id)
+        row = await self._store(
+            _delete_file, self._blobs, self._publisher.guard, project["id"], package_id, file_id)
         self._caches.project_changed(project["id"])
         self.log.info("{user} deleted file {filename} of project {project}",
                       user=principal.name if principal else None, filename=row["filename"],
@@ -503,16 +506,17 @@ def _json_body(request: IRequest) -> dict[str, Any]:
 
 
 def _delete_package(
-    registry: Registry, blobs: IBlobStore, project_id: int, package_id: int
+    registry: Registry, blobs: IBlobStore, guard: BlobGuard, project_id: int, package_id: int
 ) -> Row:
     package, keys = registry.delete_package(project_id, package_id)
-    remove_unreferenced(registry, blobs, keys)
+    remove_unreferenced(registry, blobs, guard, keys)
     return package
 
 
 def _delete_file(
-    registry: Registry, blobs: IBlobStore, project_id: int, package_id: int, file_id: int
+    registry: Registry, blobs: IBlobStore, guard: BlobGuard, project_id: int, package_id: int,
+    file_id: int,
 ) -> Row:
     row, keys = registry.delete_file(project_id, package_id, file_id)
-    remove_unreferenced(registry, blobs, keys)
+    remove_unreferenced(registry, blobs, guard, keys)
     return row
