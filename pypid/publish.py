@@ -48,7 +48,6 @@ class CheckedUpload:
     version: str
     record: FileRecord
     temp_path: str
-    metadata_temp_path: str | None
 
 
 def check_upload(
@@ -62,7 +61,6 @@ def check_upload(
     uploaded = form.file
     if uploaded is None:
         raise UploadRefused("the upload form has no 'content' file")
-    metadata_temp: str | None = None
     try:
         action = form.first(":action")
         if action is not None and action != "file_upload":
@@ -94,40 +92,29 @@ def check_upload(
         requires_python = form.first("requires_python") or (
             core.requires_python if core is not None else None
         )
-        metadata_sha256 = None
-        if core is not None:
-            metadata_sha256 = hashlib.sha256(core.raw).hexdigest()
-            with blobs.new_temp() as stream:
-                stream.write(core.raw)
-                metadata_temp = stream.name
-            blobs.sync_temp(metadata_temp)
         blobs.sync_temp(uploaded.temp_path)
     except BaseException:
         blobs.discard(uploaded.temp_path)
-        if metadata_temp is not None:
-            blobs.discard(metadata_temp)
         raise
     record = FileRecord(
         filename=uploaded.filename, sha256=uploaded.sha256, md5=uploaded.md5,
         blake2_256=uploaded.blake2_256, size=uploaded.size,
-        requires_python=requires_python or None, metadata_sha256=metadata_sha256,
+        requires_python=requires_python or None,
+        metadata_sha256=hashlib.sha256(core.raw).hexdigest() if core is not None else None,
+        metadata=core.raw if core is not None else None,
     )
-    return CheckedUpload(dist, name, version, record, uploaded.temp_path, metadata_temp)
+    return CheckedUpload(dist, name, version, record, uploaded.temp_path)
 
 
 def store_blobs(blobs: IBlobStore, guard: BlobGuard, checked: CheckedUpload) -> None:
-    """Worker thread: hold the keys, then rename the synced temp files into place."""
+    """Worker thread: hold the key, then rename the synced temp file into place."""
     keys = checked.record.blob_keys()
     guard.hold(keys)
     try:
         blobs.commit(checked.temp_path, checked.record.sha256)
-        if checked.metadata_temp_path is not None and checked.record.metadata_sha256:
-            blobs.commit(checked.metadata_temp_path, checked.record.metadata_sha256)
     except BaseException:
         guard.release(keys)
         blobs.discard(checked.temp_path)
-        if checked.metadata_temp_path is not None:
-            blobs.discard(checked.metadata_temp_path)
         raise
 
 

@@ -66,9 +66,10 @@ class FileRecord:
     size: int
     requires_python: str | None
     metadata_sha256: str | None
+    metadata: bytes | None = None  # the core metadata itself, stored with the row
 
     def blob_keys(self) -> list[str]:
-        return [self.sha256] + ([self.metadata_sha256] if self.metadata_sha256 else [])
+        return [self.sha256]
 
 
 class Registry:
@@ -403,6 +404,11 @@ class Registry:
                 )
             else:
                 package_id = int(package["id"])
+            if record.metadata is not None and record.metadata_sha256:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO core_metadata (sha256, content) VALUES (?, ?)",
+                    (record.metadata_sha256, record.metadata),
+                )
             file_id = self._insert("package_files",
                 {"package_id": package_id, "project_id": project_id,
                  "filename": record.filename, "packagetype": dist.kind,
@@ -484,6 +490,7 @@ class Registry:
             keys = self._blob_keys("package_id = ?", (package_id,))
             self.db.execute("DELETE FROM package_files WHERE package_id = ?", (package_id,))
             self.db.execute("DELETE FROM packages WHERE id = ?", (package_id,))
+            self._drop_unused_metadata(keys)
         return package, sorted(keys)
 
     def delete_file(self, project_id: int, package_id: int, file_id: int) -> tuple[Row, list[str]]:
@@ -496,6 +503,7 @@ class Registry:
                 raise NotFound("Package File Not Found")
             keys = self._blob_keys("id = ?", (file_id,))
             self.db.execute("DELETE FROM package_files WHERE id = ?", (file_id,))
+            self._drop_unused_metadata(keys)
             if not self._one("SELECT 1 AS found FROM package_files WHERE package_id = ?",
                              (package_id,)):
                 self.db.execute("DELETE FROM packages WHERE id = ?", (package_id,))
@@ -510,6 +518,17 @@ class Registry:
             if row["metadata_sha256"]:
                 keys.add(row["metadata_sha256"])
         return keys
+
+    def _drop_unused_metadata(self, keys: set[str]) -> None:
+        for key in keys:
+            self.db.execute(
+                "DELETE FROM core_metadata WHERE sha256 = ? AND NOT EXISTS "
+                "(SELECT 1 FROM package_files WHERE metadata_sha256 = ?)", (key, key),
+            )
+
+    def core_metadata(self, sha256: str) -> bytes | None:
+        row = self._one("SELECT content FROM core_metadata WHERE sha256 = ?", (sha256,))
+        return None if row is None else bytes(row["content"])
 
     def has_filename(self, project_id: int, filename: str) -> bool:
         return self._one(

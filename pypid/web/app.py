@@ -312,18 +312,34 @@ class RegistryApp:
         row = await self._file(project["id"], sha256.lower())
         if row is None:
             raise HTTPError(404, "File Not Found")
-        if filename == row["filename"]:
-            key, etag = row["blob_key"], row["sha256"]
-        elif filename == row["filename"] + ".metadata" and row["metadata_sha256"]:
-            key, etag = row["metadata_sha256"], row["metadata_sha256"]
-        else:
+        if filename == row["filename"] + ".metadata" and row["metadata_sha256"]:
+            data = await self._metadata(project["id"], row["metadata_sha256"])
+            if data is None:
+                raise HTTPError(404, "File Not Found")
+            return files.serve_bytes(request, data, filename, _quoted(row["metadata_sha256"]))
+        if filename != row["filename"]:
             raise HTTPError(404, "File Not Found")
-        stream = await self._run_worker(self._blobs.open, key)
+        stream = await self._run_worker(self._blobs.open, row["blob_key"])
         if stream is None:
-            self.log.error("blob {key} of {filename} is missing", key=key, filename=filename)
+            self.log.error("blob {key} of {filename} is missing", key=row["blob_key"],
+                           filename=filename)
             raise HTTPError(404, "File Not Found")
-        answer = files.serve(request, stream, filename, b'"' + etag.encode("ascii") + b'"')
+        answer = files.serve(request, stream, filename, _quoted(row["sha256"]))
         return answer if isinstance(answer, bytes) else files.Stream(answer)
+
+    async def _metadata(self, project_id: int, sha256: str) -> bytes | None:
+        """Core metadata from the database (or, for files from before schema 3, a blob)."""
+        cache = self._caches.for_project(project_id)
+        key = ("meta", sha256)
+        if key in cache:
+            return cache[key]  # type: ignore[no-any-return]
+        generation = self._caches.generation
+        data: bytes | None = await self._run_db(Registry.core_metadata, sha256)
+        if data is None:
+            data = await self._run_worker(_read_blob, self._blobs, sha256)
+        if generation == self._caches.generation and data is not None:
+            self._caches.for_project(project_id)[key] = data
+        return data
 
     async def _file(self, project_id: int, sha256: str) -> Row | None:
         cache = self._caches.for_project(project_id)
@@ -485,6 +501,18 @@ class RegistryApp:
             raise HTTPError(404, str(error)) from None
         except StoreError as error:
             raise HTTPError(400, f"Bad request - {error}") from None
+
+
+def _quoted(sha256: str) -> bytes:
+    return b'"' + sha256.encode("ascii") + b'"'
+
+
+def _read_blob(blobs: IBlobStore, key: str) -> bytes | None:
+    stream = blobs.open(key)
+    if stream is None:
+        return None
+    with stream:
+        return stream.read()
 
 
 def _settings_json(project: Row) -> dict[str, Any]:

@@ -52,32 +52,34 @@ class FastLane(Resource):
         project = self._app.cached_read_access(request, ref)
         if project is None:
             return None
-        data = self._caches.for_project(project["id"])
+        cached = self._caches.for_project(project["id"])
         if match.group(3) is None:
             name = match.group(2)
             package = None if name is None else name.decode("ascii")
             if package is not None and not is_normalized(package):
                 return None
             media_type = simple.negotiate_header(request.getHeader(b"accept"))
-            page = data.get(("page", package, media_type))
+            page = cached.get(("page", package, media_type))
             if page is None:
                 return None
             return simple.write_page(request, page)
-        row = data.get(("file", match.group(3).decode("ascii")))
+        row = cached.get(("file", match.group(3).decode("ascii")))
         if row is None:
             return None
         filename = unquote(match.group(4).decode("ascii"))
-        if filename == row["filename"]:
-            key = row["blob_key"]
-        elif filename == row["filename"] + ".metadata" and row["metadata_sha256"]:
-            key = row["metadata_sha256"]
-        else:
+        if filename == row["filename"] + ".metadata" and row["metadata_sha256"]:
+            metadata = cached.get(("meta", row["metadata_sha256"]))
+            if metadata is None:
+                return None
+            etag = b'"' + row["metadata_sha256"].encode("ascii") + b'"'
+            return files.serve_bytes(request, metadata, filename, etag)
+        if filename != row["filename"]:
             return None
         # Opening a local blob is one cheap syscall; its bytes are sent by the producer.
-        stream = self._blobs.open(key)
+        stream = self._blobs.open(row["blob_key"])
         if stream is None:
             return None
-        etag = b'"' + (row["sha256"] if key == row["blob_key"] else key).encode("ascii") + b'"'
+        etag = b'"' + row["sha256"].encode("ascii") + b'"'
         answer = files.serve(request, stream, filename, etag)
         if isinstance(answer, bytes):
             return answer

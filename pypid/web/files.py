@@ -163,32 +163,30 @@ class Stream(Resource):
         return NOT_DONE_YET
 
 
-def serve(
-    request: IRequest, stream: IO[bytes], filename: str, etag: bytes
-) -> bytes | BlobProducer:
-    """Answer a GET/HEAD for an open blob: bytes to write, or a producer to start."""
-    size = os.fstat(stream.fileno()).st_size
+def _prepare(
+    request: IRequest, size: int, filename: str, etag: bytes
+) -> tuple[int, int] | None:
+    """Headers of a file answer; (start, length) to send, or None if nothing is to be sent
+    (304, 416, HEAD, empty)."""
     request.setHeader(b"Content-Type", content_type_for(filename))
     request.setHeader(b"ETag", etag)
     request.setHeader(b"Accept-Ranges", b"bytes")
-    # Blobs never change under a given sha256 URL.
+    # Content never changes under a given sha256 URL.
     request.setHeader(b"Cache-Control", b"private, max-age=31536000, immutable")
     disposition = filename.replace('"', "").encode("utf-8", "replace")
     request.setHeader(b"Content-Disposition", b'attachment; filename="' + disposition + b'"')
     if etag in (request.getHeader(b"if-none-match") or b"").split(b", "):
-        stream.close()
         request.setResponseCode(304)
-        return b""
+        return None
     wanted = None
     if_range = request.getHeader(b"if-range")
     if if_range is None or if_range == etag:
         header = request.getHeader(b"range")
         wanted = parse_range(header.decode("latin-1") if header else None, size)
     if wanted is False:
-        stream.close()
         request.setResponseCode(416)
         request.setHeader(b"Content-Range", b"bytes */%d" % size)
-        return b""
+        return None
     start, length = 0, size
     if isinstance(wanted, tuple):
         start, end = wanted
@@ -197,6 +195,25 @@ def serve(
         request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
     request.setHeader(b"Content-Length", b"%d" % length)
     if request.method == b"HEAD" or length == 0:
+        return None
+    return start, length
+
+
+def serve(
+    request: IRequest, stream: IO[bytes], filename: str, etag: bytes
+) -> bytes | BlobProducer:
+    """Answer a GET/HEAD for an open blob: bytes to write, or a producer to start."""
+    span = _prepare(request, os.fstat(stream.fileno()).st_size, filename, etag)
+    if span is None:
         stream.close()
         return b""
-    return BlobProducer(request, stream, start, length)
+    return BlobProducer(request, stream, *span)
+
+
+def serve_bytes(request: IRequest, data: bytes, filename: str, etag: bytes) -> bytes:
+    """Answer a GET/HEAD for small content held in memory (core metadata)."""
+    span = _prepare(request, len(data), filename, etag)
+    if span is None:
+        return b""
+    start, length = span
+    return data[start:start + length]

@@ -202,3 +202,21 @@ def test_private_token_header(world: World) -> None:
     secret = world.tokens["rita"][1]
     reply = world.client.get(simple(world.private_id), headers={"Private-Token": secret})
     assert reply.code == 200
+
+
+def test_metadata_kept_as_a_blob_before_schema_3_is_served(loaded: World) -> None:
+    """Files recorded when metadata still lived in the blob store keep their .metadata."""
+    client, dev = loaded.client, loaded.tokens["dev"]
+    registry, blobs = client.harness.registry, client.harness.blobs
+    first = client.get(simple(loaded.private_id, "baz"), auth=dev,
+                       headers={"Accept": JSON}).json()["files"][0]
+    sha = first["core-metadata"]["sha256"]
+    content = registry.core_metadata(sha)
+    assert content is not None
+    with registry.write():
+        registry.db.execute("DELETE FROM core_metadata WHERE sha256 = ?", (sha,))
+    blobs.put_bytes(content)
+    client.harness.caches.clear()
+    url = f"/api/v4/projects/{loaded.private_id}/packages/pypi/" + first["url"][len("../../"):]
+    reply = client.get(url + ".metadata", auth=dev)
+    assert reply.code == 200 and reply.body == content
