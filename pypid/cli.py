@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pypid.audit import AuditLog, cli_actor
 from pypid.config import DEFAULT_DATA_DIR
 from pypid.store import schema
 from pypid.store.db import DATABASE_NAME, open_registry
@@ -116,6 +117,16 @@ def _yank(registry: Registry, args: argparse.Namespace) -> str:
     return "\n".join(f"{verb} {row['filename']}" for row in rows)
 
 
+def _fsck(registry: Registry, args: argparse.Namespace) -> str:
+    from pypid.blobs.filesystem import FilesystemBlobs
+    from pypid.maintenance import fsck
+
+    report = fsck(registry, FilesystemBlobs(Path(args.data_dir)), repair=args.repair,
+                  grace=args.grace, verify=not args.quick)
+    args.fsck_failed = not report.clean and not args.repair
+    return "\n".join(report.lines())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pypid", description="Administer a pypid data dir.")
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
@@ -177,6 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name")
     sub.add_argument("--expires-at", metavar="YYYY-MM-DD")
 
+    sub = groups.add_parser("fsck", help="check (and with --repair fix) rows against blobs")
+    sub.set_defaults(handler=_fsck, command="fsck")
+    sub.add_argument("--repair", action="store_true",
+                     help="remove rows whose blob is missing or corrupt (corrupt blobs are "
+                          "moved to quarantine/), unused blobs and stale temp files")
+    sub.add_argument("--grace", type=float, default=3600.0, metavar="SECONDS",
+                     help="leave blobs and temp files younger than this (uploads in progress)")
+    sub.add_argument("--quick", action="store_true", help="do not re-hash the blobs")
+
+    sub = groups.add_parser("backup", help="consistent copy of the data dir, daemon running")
+    sub.set_defaults(handler=None, command="backup")
+    sub.add_argument("destination", metavar="DEST", help="a new or empty directory")
+    sub = groups.add_parser("restore", help="copy a backup into an empty --data-dir")
+    sub.set_defaults(handler=None, command="restore")
+    sub.add_argument("source", metavar="BACKUP")
+
     packages = groups.add_parser("package", help="packages").add_subparsers(
         dest="command", required=True)
     for name, help in (("yank", "yank a release or one file (PEP 592)"),
@@ -191,9 +218,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backup_or_restore(args: argparse.Namespace, data_dir: Path) -> int:
+    from pypid import maintenance
+
+    try:
+        if args.group == "backup":
+            if not (data_dir / DATABASE_NAME).exists():
+                raise ValueError(f"no pypid database in {data_dir}")
+            report = maintenance.backup(data_dir, Path(args.destination))
+            print(f"backed up {report.files} files ({report.blobs_copied} blobs, "
+                  f"{report.bytes_copied} bytes) to {args.destination}")
+            for name in report.rows_dropped:
+                print(f"left out (deleted while backing up): {name}")
+            return 0
+        check = maintenance.restore(Path(args.source), data_dir)
+    except (ValueError, OSError, sqlite3.Error, schema.SchemaError) as error:
+        print(f"pypid: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print("\n".join(check.lines()))
+    print(f"restored {args.source} into {data_dir}")
+    return 0 if check.clean else EXIT_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     data_dir = Path(args.data_dir)
+    if args.group in ("backup", "restore"):
+        return _backup_or_restore(args, data_dir)
     if not (data_dir / DATABASE_NAME).exists():
         print(f"pypid: no pypid database in {data_dir} (start the daemon once with "
               "--data-dir to create it)", file=sys.stderr)
@@ -210,9 +261,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sqlite3.OperationalError as error:
         print(f"pypid: database error: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    _audit(data_dir, args)
     if output:
         print(output)
-    return 0
+    return EXIT_FAILURE if getattr(args, "fsck_failed", False) else 0
+
+
+# What each changing command records (never a secret): the action and the argument names.
+_AUDITED = {
+    ("user", "create"): ("user_create", ("name", "admin")),
+    ("project", "create"): ("project_create", ("path", "visibility")),
+    ("member", "add"): ("member_add", ("project", "user", "role")),
+    ("token", "create"): ("token_create", ("user", "scopes", "name", "expires_at")),
+    ("token", "revoke"): ("token_revoke", ("token_id",)),
+    ("deploy-token", "create"): ("deploy_token_create", ("project", "scopes", "username")),
+    ("package", "yank"): ("yank", ("project", "package", "version", "file", "reason")),
+    ("package", "unyank"): ("unyank", ("project", "package", "version", "file")),
+    ("fsck", "fsck"): ("fsck", ("repair", "grace")),
+}
+
+
+def _audit(data_dir: Path, args: argparse.Namespace) -> None:
+    key = (args.group, getattr(args, "command", None))
+    names: tuple[str, ...]
+    if key == ("project", "settings") and args.duplicates is not None:
+        action, names = "settings", ("project", "duplicates")
+    elif key in _AUDITED:
+        action, names = _AUDITED[key]
+    else:
+        return
+    AuditLog(data_dir).record(cli_actor(), "local", action,
+                              **{name: getattr(args, name) for name in names})
 
 
 if __name__ == "__main__":  # pragma: no cover

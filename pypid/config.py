@@ -35,6 +35,16 @@ class Config:
     # One log event per request (off by default: the reverse proxy usually logs access,
     # and formatting a line per request costs a fifth of a cached page's time).
     access_log: bool = False
+    # Idle connections (no request, or a request that stalls) are closed after this long.
+    request_timeout: float = 60.0
+    # A request body arriving slower than this (bytes/s, after 10 s) is cut; 0 turns it off.
+    min_upload_rate: float = 1024.0
+    # Failed sign-ins per client address before a ban (429), as GitLab's defaults:
+    # 30 failures within 60 s ban the address for an hour; loopback is never banned.
+    auth_failure_limit: int = 30
+    auth_failure_window: float = 60.0
+    auth_ban_time: float = 3600.0
+    auth_allowlist: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
 
 # TOML key -> (Config attribute, parser). The TOML spelling matches the command line.
@@ -72,6 +82,12 @@ def _boolean(key: str, value: Any) -> bool:
     raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
+def _non_negative_float(key: str, value: Any) -> float:
+    if value in (0, "0"):
+        return 0.0
+    return _positive_float(key, value)
+
+
 def _text(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
@@ -83,6 +99,20 @@ def _listen(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(items, list | tuple) or not items:
         raise ConfigError(f"{key}: expected an endpoint string or a list of them, got {value!r}")
     return tuple(_text(key, item) for item in items)
+
+
+def _networks(key: str, value: Any) -> tuple[str, ...]:
+    import ipaddress
+
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{key}: expected a list of addresses or networks, got {value!r}")
+    for item in items:
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            raise ConfigError(f"{key}: {item!r} is not an address or network") from None
+    return tuple(str(item) for item in items)
 
 
 def _public_url(key: str, value: Any) -> str:
@@ -104,6 +134,12 @@ _SETTINGS: dict[str, tuple[str, Any]] = {
     "upload-queue": ("upload_queue", _positive_int),
     "shutdown-grace": ("shutdown_grace", _positive_float),
     "access-log": ("access_log", _boolean),
+    "request-timeout": ("request_timeout", _positive_float),
+    "min-upload-rate": ("min_upload_rate", _non_negative_float),
+    "auth-failure-limit": ("auth_failure_limit", _positive_int),
+    "auth-failure-window": ("auth_failure_window", _positive_float),
+    "auth-ban-time": ("auth_ban_time", _positive_float),
+    "auth-allowlist": ("auth_allowlist", _networks),
 }
 
 SETTING_NAMES = tuple(_SETTINGS)

@@ -19,21 +19,27 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from pypid.audit import AuditLog
 from pypid.authenticator import RegistryAuthenticator
 from pypid.blobs.filesystem import FilesystemBlobs
+from pypid.blobs.guard import BlobGuard
 from pypid.caches import Caches, ChangeWatcher
 from pypid.config import Config
+from pypid.maintenance import collect_garbage
 from pypid.publish import Publisher
 from pypid.queue import BoundedQueue
 from pypid.store.db import DatabaseService, open_registry
 from pypid.web.app import RegistryApp
+from pypid.web.ratelimit import FailedAuthLimiter
 from pypid.web.site import PypidSite
 
 log = Logger()
+GC_INTERVAL_SECONDS = 3600.0
 TOKEN_FILE = "initial-root-token"  # noqa: S105 - a file name, not a secret
 
 
@@ -194,15 +200,20 @@ def build_service(config: Config, reactor: Any) -> PypidService:
         caches=caches,
         max_upload_size=config.max_upload_size,
         public_url=config.public_url,
+        limiter=FailedAuthLimiter(reactor, config.auth_failure_limit,
+                                  config.auth_failure_window, config.auth_ban_time,
+                                  config.auth_allowlist),
+        audit=AuditLog(data_dir),
     )
     site = PypidSite(app.resource(), spool_dir=blobs.temp_dir,
-                     max_body_size=config.max_upload_size, log_requests=config.access_log)
+                     max_body_size=config.max_upload_size, log_requests=config.access_log,
+                     timeout=config.request_timeout, min_body_rate=config.min_upload_rate)
 
     service = PypidService(reactor, site, config.shutdown_grace)
     service.setName("pypid")
     service.add_backend(database)
     service.add_backend(ThreadPoolService(worker_pool))
-    service.add_backend(_DatabaseOpener(database))
+    service.add_backend(_DatabaseOpener(database, reactor, blobs, publisher.guard))
     service.add_backend(WatcherService(ChangeWatcher(reactor, database.run, caches)))
     for description in config.listen:
         service.add_listener(ListenerService(reactor, description, site, description))
@@ -210,13 +221,36 @@ def build_service(config: Config, reactor: Any) -> PypidService:
 
 
 class _DatabaseOpener(Service):
-    """Opens the daemon's connection inside the database thread once the pool runs."""
+    """Opens the daemon's connection in the database thread once the pool runs, then
+    collects unused blobs (older than the grace period) at start and every hour."""
 
-    def __init__(self, database: DatabaseService) -> None:
+    def __init__(self, database: DatabaseService, reactor: Any, blobs: FilesystemBlobs,
+                 guard: BlobGuard) -> None:
         self._database = database
+        self._blobs = blobs
+        self._guard = guard
+        self._collector = LoopingCall(self.collect)
+        self._collector.clock = reactor
 
     def startService(self) -> None:
         super().startService()
-        self._database.open().addErrback(
-            lambda failure: log.failure("cannot open the database", failure)
+        def collect_regularly(_: object) -> None:
+            self._collector.start(GC_INTERVAL_SECONDS, now=True)
+
+        self._database.open().addCallbacks(
+            collect_regularly, lambda failure: log.failure("cannot open the database", failure)
         )
+
+    def collect(self) -> Deferred[None]:
+        def report(removed: int) -> None:
+            if removed:
+                log.info("removed {count} unused blobs", count=removed)
+
+        return self._database.run(
+            collect_garbage, self._blobs, self._guard
+        ).addCallbacks(report, lambda failure: log.failure("garbage collection", failure))
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._collector.running:
+            self._collector.stop()

@@ -39,6 +39,15 @@ class Options(usage.Options):
          "Uploads waiting beyond those before 503 + Retry-After [default: 64]"],
         ["shutdown-grace", None, None,
          "Seconds a stopping daemon waits for requests in flight [default: 10]"],
+        ["request-timeout", None, None,
+         "Seconds before an idle or stalled connection is closed [default: 60]"],
+        ["min-upload-rate", None, None,
+         "Bytes/s below which a request body is cut after 10 s; 0: off [default: 1024]"],
+        ["auth-failure-limit", None, None,
+         "Failed sign-ins from one address before it is banned [default: 30]"],
+        ["auth-failure-window", None, None,
+         "Seconds over which failed sign-ins are counted [default: 60]"],
+        ["auth-ban-time", None, None, "Seconds an address stays banned [default: 3600]"],
     ]
 
     optFlags = [["access-log", None, "Log one line per request [default: off]"]]
@@ -47,6 +56,11 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self.config: Config | None = None
+
+    def opt_auth_allow(self, network: str) -> None:
+        """Address or network never banned for failed sign-ins; repeatable
+        [default: 127.0.0.0/8 and ::1]."""
+        self.setdefault("auth-allow", []).append(network)
 
     def opt_listen(self, description: str) -> None:
         """Twisted endpoint to listen on; repeatable
@@ -58,13 +72,16 @@ class Options(usage.Options):
         given: dict[str, Any] = {
             name: self[name]
             for name in ("data-dir", "max-upload-size", "public-url", "upload-workers",
-                         "upload-queue", "shutdown-grace")
+                         "upload-queue", "shutdown-grace", "request-timeout", "min-upload-rate",
+                         "auth-failure-limit", "auth-failure-window", "auth-ban-time")
             if self[name] is not None
         }
         if self["listen"]:
             given["listen"] = list(self["listen"])
         if self["access-log"]:
             given["access-log"] = True
+        if self.get("auth-allow"):
+            given["auth-allowlist"] = list(self["auth-allow"])
         try:
             self.config = load_config(self["config"], given)
         except ConfigError as error:

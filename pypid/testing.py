@@ -19,6 +19,7 @@ from typing import IO, Any
 from twisted.internet.defer import Deferred, maybeDeferred
 from zope.interface import implementer
 
+from pypid.audit import AuditLog
 from pypid.authenticator import RegistryAuthenticator
 from pypid.caches import Caches
 from pypid.interfaces import IBlobStore
@@ -27,6 +28,7 @@ from pypid.queue import BoundedQueue
 from pypid.store.db import open_registry
 from pypid.store.registry import Registry, utc_now
 from pypid.web.app import RegistryApp
+from pypid.web.ratelimit import FailedAuthLimiter
 
 
 def run_now(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
@@ -112,11 +114,13 @@ def make_app(
     public_url: str | None = None, now: Callable[[], datetime] = utc_now,
     queue_workers: int = 4, queue_waiting: int = 64,
     run_worker: Callable[..., Deferred[Any]] = run_now,
+    limiter: FailedAuthLimiter | None = None,
+    busy_timeout: float = 5.0,
 ) -> AppHarness:
     """A RegistryApp on a real SQLite file and (by default) a real blob store, all synchronous."""
     from pypid.blobs.filesystem import FilesystemBlobs
 
-    registry = open_registry(data_dir)
+    registry = open_registry(data_dir, busy_timeout)
     registry._now = now  # the harness's clock for expiry tests
     registry.bootstrap()
     database = SyncDatabase(registry)
@@ -132,5 +136,7 @@ def make_app(
         caches=caches,
         max_upload_size=max_upload_size,
         public_url=public_url,
+        limiter=limiter,
+        audit=AuditLog(data_dir),
     )
     return AppHarness(app, registry, database, store, caches)

@@ -8,9 +8,9 @@ no blob or a complete one; temp leftovers are swept at start. Keys are checked t
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
-import itertools
 import secrets
 from pathlib import Path
 from typing import IO

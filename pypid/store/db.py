@@ -48,9 +48,9 @@ def connect(path: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> sqlite_ut
     return sqlite_utils.Database(conn)
 
 
-def open_registry(data_dir: Path) -> Registry:
+def open_registry(data_dir: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> Registry:
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Registry(connect(data_dir / DATABASE_NAME))
+    return Registry(connect(data_dir / DATABASE_NAME, busy_timeout))
 
 
 class DatabaseService(Service):

@@ -19,6 +19,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
 import pypid
+from pypid.audit import AuditLog
 from pypid.blobs.guard import BlobGuard
 from pypid.caches import Caches
 from pypid.domain.access import Action, Principal, ProjectAccess, may
@@ -27,7 +28,7 @@ from pypid.interfaces import IAuthenticator, IBlobStore
 from pypid.publish import Publisher, UploadRefused, remove_unreferenced
 from pypid.queue import QueueFull
 from pypid.store.registry import NotFound, Registry, Row, StoreError
-from pypid.web import files, simple
+from pypid.web import errors, files, simple
 from pypid.web.credentials import credentials_from
 from pypid.web.errors import (
     HTTPError,
@@ -36,12 +37,15 @@ from pypid.web.errors import (
     render_error,
     unauthorized,
 )
+from pypid.web.ratelimit import FailedAuthLimiter
 from pypid.web.site import PypidRequest
 
 PROJECT = "/api/v4/projects/<path:ref>"
 PYPI = PROJECT + "/packages/pypi"
 RETRY_AFTER_SECONDS = b"5"
 MAX_PER_PAGE = 100
+MAX_ID = 2**63 - 1
+MAX_PAGE = 2**31
 
 
 def _json(request: IRequest, document: Any, code: int = 200) -> bytes:
@@ -66,8 +70,12 @@ class RegistryApp:
         caches: Caches,
         max_upload_size: int,
         public_url: str | None = None,
+        limiter: FailedAuthLimiter | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._max_upload_size = max_upload_size
+        self.limiter = limiter
+        self._audit = audit
         self._run_db = run_db
         self._auth = authenticator
         self._blobs = blobs
@@ -104,6 +112,11 @@ class RegistryApp:
             return render_error(request, HTTPError(404, "Not Found"))
         if failure.check(MethodNotAllowed):
             return render_error(request, HTTPError(405, "Method Not Allowed"))
+        known = errors.from_environment(failure.value)
+        if known is not None:
+            self.log.warn("{method} {path} refused: {reason}", method=request.method,
+                          path=request.path, reason=known.message)
+            return render_error(request, known)
         self.log.failure("unexpected error in {method} {path}", failure,
                          method=request.method, path=request.path)
         return render_error(request, HTTPError(500, "Internal Server Error"))
@@ -111,13 +124,39 @@ class RegistryApp:
     # -- who may do what ---------------------------------------------------------------------
 
     async def _principal(self, request: IRequest) -> Principal | None:
-        credentials = credentials_from(request)
+        address = client_address(request)
+        if self.limiter is not None:
+            left = self.limiter.banned_for(address)
+            if left is not None:
+                raise HTTPError(
+                    429, "Too Many Requests: too many failed sign-ins from your address",
+                    {b"Retry-After": b"%d" % max(1, int(left))})
+        try:
+            credentials = credentials_from(request)
+        except HTTPError:
+            self._failed_sign_in(address)
+            raise
         if credentials is None:
             return None
         principal = await self._auth.authenticate(credentials.username, credentials.secret)
         if principal is None:
+            self._failed_sign_in(address)
             raise unauthorized("Unauthorized: invalid, expired or revoked token")
         return principal
+
+    def _failed_sign_in(self, address: str) -> None:
+        if self.limiter is not None:
+            self.limiter.failed(address)
+
+    def audit(self, request: IRequest, principal: Principal | None, action: str,
+              **details: Any) -> None:
+        """Record a change in the audit log, from a worker thread (fire and forget)."""
+        if self._audit is None:
+            return
+        actor = principal.name if principal is not None else "anonymous"
+        self._run_worker(self._audit.record, actor, client_address(request), action,
+                         **details).addErrback(
+            lambda failure: self.log.failure("cannot write the audit log", failure))
 
     async def _project(self, ref: str) -> Row | None:
         cache = self._caches.projects
@@ -208,6 +247,8 @@ class RegistryApp:
         try:
             project, principal = await self._authorize(request, ref, Action.write)
             assert principal is not None
+            if isinstance(request, PypidRequest) and request.body_error is not None:
+                raise request.body_error
             size = self._oversize(request)
             if size is not None:
                 raise HTTPError(413, f"File too large: {size} bytes, "
@@ -225,6 +266,8 @@ class RegistryApp:
         self.log.info("{user} uploaded {filename} ({size} bytes) to project {project}",
                       user=principal.name, filename=row["filename"], size=row["size"],
                       project=project["path"])
+        self.audit(request, principal, "upload", project=project["path"],
+                   filename=row["filename"], sha256=row["sha256"], size=row["size"])
         request.setResponseCode(201, b"Created")
         request.setHeader(b"Content-Type", b"application/json")
         return json.dumps({"message": "201 Created"}).encode()
@@ -381,7 +424,7 @@ class RegistryApp:
                 raise HTTPError(400, f"Bad request - {name.decode()} is invalid")
             return value
 
-        return number(b"page", 1), min(number(b"per_page", 20), MAX_PER_PAGE)
+        return min(number(b"page", 1), MAX_PAGE), min(number(b"per_page", 20), MAX_PER_PAGE)
 
     @app.route(PROJECT + "/packages", methods=["GET"])
     async def list_packages(self, request: IRequest, ref: str) -> bytes:
@@ -434,6 +477,8 @@ class RegistryApp:
         self.log.info("{user} deleted package {name} {version} of project {project}",
                       user=principal.name if principal else None, name=package["name"],
                       version=package["version"], project=project["path"])
+        self.audit(request, principal, "delete_package", project=project["path"],
+                   package=package["name"], version=package["version"])
         request.setResponseCode(204)
         return b""
 
@@ -449,6 +494,8 @@ class RegistryApp:
         self.log.info("{user} deleted file {filename} of project {project}",
                       user=principal.name if principal else None, filename=row["filename"],
                       project=project["path"])
+        self.audit(request, principal, "delete_file", project=project["path"],
+                   filename=row["filename"], sha256=row["sha256"])
         request.setResponseCode(204)
         return b""
 
@@ -463,7 +510,7 @@ class RegistryApp:
     async def _set_yanked(
         self, request: IRequest, ref: str, package_id: int, yanked: bool
     ) -> bytes:
-        project, _ = await self._authorize(request, ref, Action.delete)
+        project, principal = await self._authorize(request, ref, Action.delete)
         options = _json_body(request)
         reason, filename = options.get("reason"), options.get("file_name")
         if reason is not None and not isinstance(reason, str):
@@ -474,6 +521,9 @@ class RegistryApp:
         await self._store(Registry.set_yanked, project["id"], package["name"],
                           package["version"], filename, yanked, reason)
         self._caches.project_changed(project["id"])
+        self.audit(request, principal, "yank" if yanked else "unyank", project=project["path"],
+                   package=package["name"], version=package["version"], file=filename,
+                   reason=reason)
         rows = await self._run_db(Registry.package_files, package_id)
         return _json(request, [self._file_json(row) for row in rows])
 
@@ -484,23 +534,32 @@ class RegistryApp:
 
     @app.route(PROJECT + "/packages/settings", methods=["PUT"])
     async def put_settings(self, request: IRequest, ref: str) -> bytes:
-        project, _ = await self._authorize(request, ref, Action.delete)
+        project, principal = await self._authorize(request, ref, Action.delete)
         allowed = _json_body(request).get("pypi_duplicates_allowed")
         if not isinstance(allowed, bool):
             raise HTTPError(400, "Bad request - pypi_duplicates_allowed must be true or false")
         project = await self._store(
             Registry.set_duplicates, project["id"], "allow" if allowed else "deny")
         self._caches.clear()  # the project row itself is cached under every reference
+        self.audit(request, principal, "settings", project=project["path"],
+                   duplicates=project["duplicates"])
         return _json(request, _settings_json(project))
 
     async def _store(self, function: Callable[..., Any], *args: Any) -> Any:
         """A registry call whose refusals become 404/400 answers."""
+        if any(type(arg) is int and not 0 < arg <= MAX_ID for arg in args):
+            raise HTTPError(404, "Not Found")  # ids SQLite cannot even hold exist nowhere
         try:
             return await self._run_db(function, *args)
         except NotFound as error:
             raise HTTPError(404, str(error)) from None
         except StoreError as error:
             raise HTTPError(400, f"Bad request - {error}") from None
+
+
+def client_address(request: IRequest) -> str:
+    address = request.getClientAddress()
+    return str(getattr(address, "host", "local"))
 
 
 def _quoted(sha256: str) -> bytes:

@@ -6,7 +6,9 @@ the same short reason goes there too (as warehouse does).
 
 from __future__ import annotations
 
+import errno
 import json
+import sqlite3
 
 from twisted.web.iweb import IRequest
 
@@ -39,6 +41,23 @@ def render_error(request: IRequest, error: HTTPError) -> bytes:
     body = json.dumps({"message": f"{error.code} {error.message}"}).encode("utf-8")
     request.setHeader(b"Content-Length", b"%d" % len(body))
     return body
+
+
+def from_environment(error: BaseException) -> HTTPError | None:
+    """Failures of the machine rather than of the request, as answers a client can act on.
+
+    A full disk is 507 (nothing was stored; retry once space is freed); a database held
+    busy past the busy timeout (say, by an admin command's long transaction) is 503.
+    """
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return HTTPError(507, "Insufficient Storage: the registry's disk is full, nothing "
+                              "was stored; retry when space is freed")
+    if isinstance(error, sqlite3.OperationalError) and (
+        "locked" in str(error) or "busy" in str(error)
+    ):
+        return HTTPError(503, "Service Unavailable: the database is busy, retry shortly",
+                         {b"Retry-After": b"5"})
+    return None
 
 
 def unauthorized(message: str = "Unauthorized") -> HTTPError:

@@ -19,7 +19,7 @@ from twisted.web.server import NOT_DONE_YET
 from pypid.domain.names import is_normalized
 from pypid.interfaces import IBlobStore
 from pypid.web import files, simple
-from pypid.web.app import RegistryApp
+from pypid.web.app import RegistryApp, client_address
 
 _HOT = re.compile(
     rb"^/api/v4/projects/([^/]+)/packages/pypi/"
@@ -48,6 +48,11 @@ class FastLane(Resource):
         match = _HOT.match(request.path)
         if match is None:
             return None
+        limiter = self._app.limiter
+        if limiter is not None and limiter.bans and limiter.banned_for(
+            client_address(request)
+        ) is not None:
+            return None  # banned addresses get their 429 from the Klein routes
         ref = unquote(match.group(1).decode("ascii"))
         project = self._app.cached_read_access(request, ref)
         if project is None:

@@ -92,14 +92,18 @@ class PypidRequest(server.Request):
 
     body_too_large: int | None = None  # bytes announced or received, once over the limit
     body_received = 0
+    body_error: OSError | None = None  # the body could not be spooled
 
     @property
     def pypid_site(self) -> PypidSite:
         site: PypidSite = self.channel.site  # type: ignore[attr-defined]
         return site
 
+    _body_started: float | None = None
+
     def gotLength(self, length: int | None) -> None:
         site = self.pypid_site
+        self._body_started = site.reactor.seconds()
         if length is not None and length > site.max_body_size:
             self.body_too_large = length
             self.content = _Discard()
@@ -129,6 +133,8 @@ class PypidRequest(server.Request):
 
     def handleContentChunk(self, data: bytes) -> None:
         self.body_received += len(data)
+        if self._too_slow():
+            return
         content = self.content
         assert content is not None
         if self.body_too_large is None and self.body_received > self.pypid_site.max_body_size:
@@ -137,7 +143,35 @@ class PypidRequest(server.Request):
             content = self.content = _Discard()
         if self.body_too_large is not None:
             self.body_too_large = max(self.body_too_large, self.body_received)
-        content.write(data)
+        try:
+            content.write(data)
+        except OSError as error:
+            # Disk full (or worse) while spooling: keep reading, store nothing; the route
+            # answers with the error (507 for a full disk).
+            self.body_error = error
+            content.close()
+            self.content = _Discard()
+
+
+    def _too_slow(self) -> bool:
+        """Cut a body that trickles in below the site's floor (after a grace period)."""
+        site = self.pypid_site
+        if self._body_started is None or not site.min_body_rate:
+            return False
+        elapsed = site.reactor.seconds() - self._body_started
+        if elapsed < BODY_RATE_GRACE or self.body_received >= site.min_body_rate * elapsed:
+            return False
+        self._log.info("dropping a request whose body arrives at {rate:.0f} bytes/s",
+                       rate=self.body_received / elapsed)
+        self._body_started = None
+        transport = self.channel.transport
+        if transport is not None:
+            transport.abortConnection()  # type: ignore[attr-defined]
+        return True
+
+
+# A body may start slowly (TCP slow start, a client hashing first); the floor applies after.
+BODY_RATE_GRACE = 10.0
 
 
 class PypidSite(server.Site):
@@ -147,10 +181,11 @@ class PypidSite(server.Site):
 
     def __init__(
         self, resource: IResource, spool_dir: Path, max_body_size: int,
-        log_requests: bool = False, **kwargs: Any,
+        log_requests: bool = False, min_body_rate: float = 0.0, **kwargs: Any,
     ) -> None:
         super().__init__(resource, parsePOSTFormSubmission=False, **kwargs)
         self.log_requests = log_requests
+        self.min_body_rate = min_body_rate
         self.spool_dir = spool_dir
         self.max_body_size = max_body_size
         self.in_flight = 0

@@ -34,9 +34,9 @@ def listed_sha256s(daemon: Daemon, project: str, name: str) -> dict[str, str]:
 
 
 def test_concurrent_uploads_all_land(daemon: Daemon) -> None:
-    """200 distinct files uploaded 16 at a time: every one is 201 and listed with its hash."""
+    """2,000 distinct files uploaded 16 at a time: every one is 201 and listed with its hash."""
     project = daemon.cli("project", "create", "acme/many").stdout.strip()
-    files = {wheel_filename("many", f"1.{n}"): wheel_bytes("many", f"1.{n}") for n in range(200)}
+    files = {wheel_filename("many", f"1.{n}"): wheel_bytes("many", f"1.{n}") for n in range(2000)}
 
     def upload(item: tuple[str, bytes]) -> int:
         filename, content = item
@@ -46,7 +46,7 @@ def test_concurrent_uploads_all_land(daemon: Daemon) -> None:
 
     with ThreadPoolExecutor(16) as pool:
         codes = list(pool.map(upload, files.items()))
-    assert codes == [201] * 200
+    assert codes == [201] * 2000
     expected = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     assert listed_sha256s(daemon, project, "many") == expected
 

@@ -96,3 +96,27 @@ def test_site_does_not_parse_forms(tmp_path: Path) -> None:
     client, _ = setup(tmp_path, 1000)
     assert isinstance(client.site, PypidSite)
     assert client.site._parsePOSTFormSubmission is False
+
+
+def test_body_below_the_rate_floor_is_cut(tmp_path: Path) -> None:
+    """A body that trickles in below the floor is cut once the grace period has passed."""
+    client, secret = setup(tmp_path, 1_000_000)
+    client.site.min_body_rate = 1024
+    clock = client.site.reactor
+    protocol = client.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40001))
+    assert protocol is not None
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(headers(secret, "multipart/form-data; boundary=b",
+                                  "Content-Length: 100000\r\n"))
+    for _ in range(5):
+        clock.advance(1)  # type: ignore[attr-defined]
+        protocol.dataReceived(b"x" * 2000)  # 2 kB/s: fine
+    assert not transport.disconnecting
+    for _ in range(20):
+        clock.advance(1)  # type: ignore[attr-defined]
+        protocol.dataReceived(b"x")  # now a trickle
+        if transport.disconnecting:
+            break
+    assert transport.disconnecting
+    assert client.harness.blobs.keys() == []
