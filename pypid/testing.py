@@ -31,9 +31,10 @@ from pypid.web.app import RegistryApp
 from pypid.web.ratelimit import FailedAuthLimiter
 
 
-def run_now(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
-    """A thread-pool runner that runs the call at once, in this thread."""
-    return maybeDeferred(function, *args, **kwargs)
+def run_now(function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+    """A thread-pool runner that runs the call at once, in this thread (positional
+    arguments only, like the daemon's, so that a call the daemon cannot make fails here)."""
+    return maybeDeferred(function, *args)
 
 
 class SyncDatabase:

@@ -6,6 +6,7 @@ URL-encoded path (`acme%2Ftools`), which arrives here decoded (`<path:ref>`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from klein import Klein
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
@@ -154,8 +155,10 @@ class RegistryApp:
         if self._audit is None:
             return
         actor = principal.name if principal is not None else "anonymous"
-        self._run_worker(self._audit.record, actor, client_address(request), action,
-                         **details).addErrback(
+        record = functools.partial(self._audit.record, actor, client_address(request), action,
+                                   **details)
+        # The change is done; a failing audit write is logged, never turned into an error.
+        maybeDeferred(self._run_worker, record).addErrback(
             lambda failure: self.log.failure("cannot write the audit log", failure))
 
     async def _project(self, ref: str) -> Row | None:
