@@ -16,7 +16,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
@@ -176,8 +176,8 @@ def test_backup_while_running_and_restore(tmp_path: Path) -> None:
                           JSON)[1]
         assert json.loads(after) == json.loads(before)
         for entry in json.loads(after)["files"]:
-            code, data = again.get(
-                f"/api/v4/projects/{project}/packages/pypi/simple/saved/{entry['url']}", token)
+            page = f"/api/v4/projects/{project}/packages/pypi/simple/saved/"
+            code, data = again.get(urljoin(page, entry["url"]), token)
             assert code == 200 and hashlib.sha256(data).hexdigest() == entry["hashes"]["sha256"]
     finally:
         again.stop()
