@@ -84,6 +84,11 @@ def test_kill_9_during_uploads_loses_nothing_acknowledged(tmp_path: Path) -> Non
             code, data = daemon.get(
                 f"/api/v4/projects/{project}/packages/pypi/files/{sha}/{filename}", token)
             assert code == 200 and hashlib.sha256(data).hexdigest() == sha
+        tried = rounds * per_round
+        print(f"\nkill -9 rounds: {rounds}; uploads tried: {tried}; acknowledged (201): "
+              f"{len(acknowledged)}; listed after restarts: {len(listed)}; "
+              f"listed without a 201 (committed, answer lost in the kill): "
+              f"{len(set(listed) - set(acknowledged))}")
         report = daemon.cli("fsck", "--grace", "3600").stdout
         assert "rows whose blob is missing: 0" in report
         assert "no longer matches their sha256: 0" in report
