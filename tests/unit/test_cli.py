@@ -112,3 +112,34 @@ def test_missing_data_dir_is_refused(capsys: pytest.CaptureFixture[str], tmp_pat
     code, _, err = run(capsys, tmp_path / "nothing", "project", "list")
     assert code == 1 and "no pypid database" in err
     assert not (tmp_path / "nothing").exists()
+
+
+def test_cli_changes_are_audited(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    """Changing commands append to audit.log with the acting OS user; secrets never."""
+    run(capsys, data_dir, "user", "create", "alice")
+    run(capsys, data_dir, "project", "create", "a/b")
+    run(capsys, data_dir, "member", "add", "a/b", "alice", "--role", "developer")
+    code, secret, _ = run(capsys, data_dir, "token", "create", "alice", "--scopes", "api")
+    run(capsys, data_dir, "token", "revoke", "2")
+    run(capsys, data_dir, "project", "list")  # reads are not audited
+    lines = (data_dir / "audit.log").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["action"] for e in events] == [
+        "user_create", "project_create", "member_add", "token_create", "token_revoke"]
+    assert all(e["actor"].startswith("cli:") and e["from"] == "local" for e in events)
+    assert events[2]["role"] == "developer" and events[3]["scopes"] == "api"
+    assert secret.strip() not in "\n".join(lines)
+
+
+def test_fsck_command(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    """fsck prints its report and exits 0 on a clean data dir, 1 when something is wrong."""
+    code, out, _ = run(capsys, data_dir, "fsck")
+    assert code == 0 and out.strip().endswith("OK")
+    (data_dir / "blobs" / "sha256" / "ab").mkdir()
+    (data_dir / "blobs" / "sha256" / "ab" / "cd").mkdir()
+    orphan = data_dir / "blobs" / "sha256" / "ab" / "cd" / ("abcd" + "0" * 60)
+    orphan.write_bytes(b"x")
+    code, out, _ = run(capsys, data_dir, "fsck", "--grace", "0")
+    assert code == 1 and "blobs no row uses, found: 1" in out
+    code, out, _ = run(capsys, data_dir, "fsck", "--grace", "0", "--repair")
+    assert code == 0 and not orphan.exists()
