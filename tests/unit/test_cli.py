@@ -119,7 +119,7 @@ def test_cli_changes_are_audited(capsys: pytest.CaptureFixture[str], data_dir: P
     run(capsys, data_dir, "user", "create", "alice")
     run(capsys, data_dir, "project", "create", "a/b")
     run(capsys, data_dir, "member", "add", "a/b", "alice", "--role", "developer")
-    code, secret, _ = run(capsys, data_dir, "token", "create", "alice", "--scopes", "api")
+    _, secret, _ = run(capsys, data_dir, "token", "create", "alice", "--scopes", "api")
     run(capsys, data_dir, "token", "revoke", "2")
     run(capsys, data_dir, "project", "list")  # reads are not audited
     lines = (data_dir / "audit.log").read_text().splitlines()

@@ -83,7 +83,7 @@ def test_garbage_collection_respects_grace_and_holds(tmp_path: Path) -> None:
 
 def test_backup_and_restore(tmp_path: Path) -> None:
     """A backup restored into an empty dir has the same rows and blobs, and checks clean."""
-    registry, blobs, keys = populated(tmp_path)
+    registry, _, keys = populated(tmp_path)
     report = backup(tmp_path / "data", tmp_path / "backup")
     assert report.files == 3 and report.blobs_copied == 3 and report.rows_dropped == []
     check = restore(tmp_path / "backup", tmp_path / "restored")
@@ -96,7 +96,7 @@ def test_backup_and_restore(tmp_path: Path) -> None:
 
 def test_backup_leaves_out_files_whose_blob_went(tmp_path: Path) -> None:
     """A file deleted between the snapshot and the copy is left out, rows and all."""
-    registry, blobs, keys = populated(tmp_path)
+    _, blobs, keys = populated(tmp_path)
     blobs.path(keys[0]).unlink()
     report = backup(tmp_path / "data", tmp_path / "backup")
     assert report.files == 2 and len(report.rows_dropped) == 1
