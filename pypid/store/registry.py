@@ -72,6 +72,12 @@ class FileRecord:
         return [self.sha256]
 
 
+def _usable(row: Row, secret: str, now: datetime) -> bool:
+    """A token row found by digest: not expired, and the digest compared in constant time."""
+    return not tokens.is_expired(row["expires_at"], now) and tokens.digests_match(
+        row["token_digest"], secret)
+
+
 class Registry:
     def __init__(self, db: sqlite_utils.Database, now: Callable[[], datetime] = utc_now) -> None:
         self.db = db
@@ -322,9 +328,7 @@ class Registry:
             (token_digest,),
         )
         if row is not None:
-            if tokens.is_expired(row["expires_at"], now) or not tokens.digests_match(
-                row["token_digest"], secret
-            ):
+            if not _usable(row, secret, now):
                 return None
             self._touch("personal_access_tokens", row, now)
             return Principal(
@@ -337,11 +341,7 @@ class Registry:
             "FROM deploy_tokens WHERE token_digest = ? AND revoked = 0",
             (token_digest,),
         )
-        if row is None or username != row["username"]:
-            return None
-        if tokens.is_expired(row["expires_at"], now) or not tokens.digests_match(
-            row["token_digest"], secret
-        ):
+        if row is None or username != row["username"] or not _usable(row, secret, now):
             return None
         self._touch("deploy_tokens", row, now)
         return Principal(

@@ -82,7 +82,6 @@ class RegistryApp:
         self._blobs = blobs
         self._run_worker = run_worker
         self._publisher = publisher
-        self._caches = caches
         self.caches = caches
         self._public_url = public_url
 
@@ -162,15 +161,15 @@ class RegistryApp:
             lambda failure: self.log.failure("cannot write the audit log", failure))
 
     async def _project(self, ref: str) -> Row | None:
-        cache = self._caches.projects
+        cache = self.caches.projects
         if ref in cache:
             return cache[ref]  # type: ignore[no-any-return]
-        generation = self._caches.generation
+        generation = self.caches.generation
         try:
             project: Row | None = await self._run_db(Registry.project, ref)
         except NotFound:
             project = None
-        if generation == self._caches.generation:
+        if generation == self.caches.generation:
             cache.put(ref, project)
         return project
 
@@ -178,12 +177,12 @@ class RegistryApp:
         if principal is None or principal.user_id is None or principal.is_admin:
             return ProjectAccess(project["id"], project["visibility"], None)
         key = (project["id"], principal.user_id)
-        if key in self._caches.roles:
-            return self._caches.roles[key]  # type: ignore[no-any-return]
-        generation = self._caches.generation
+        if key in self.caches.roles:
+            return self.caches.roles[key]  # type: ignore[no-any-return]
+        generation = self.caches.generation
         access: ProjectAccess = await self._run_db(Registry.project_access, project, principal)
-        if generation == self._caches.generation:
-            self._caches.roles.put(key, access)
+        if generation == self.caches.generation:
+            self.caches.roles.put(key, access)
         return access
 
     def cached_read_access(self, request: IRequest, ref: str) -> Row | None:
@@ -201,13 +200,13 @@ class RegistryApp:
             known, principal = self._auth.cached(credentials.username, credentials.secret)
             if not known or principal is None:
                 return None
-        project: Row | None = self._caches.projects.get(ref)
+        project: Row | None = self.caches.projects.get(ref)
         if project is None:
             return None
         if principal is None or principal.user_id is None or principal.is_admin:
             access = ProjectAccess(project["id"], project["visibility"], None)
         else:
-            access = self._caches.roles.get((project["id"], principal.user_id))
+            access = self.caches.roles.get((project["id"], principal.user_id))
             if access is None:
                 return None
         return project if may(principal, access, Action.read) else None
@@ -299,11 +298,11 @@ class RegistryApp:
         if media_type is None:
             raise HTTPError(406, "Not Acceptable: ask for text/html or "
                                  "application/vnd.pypi.simple.v1+json")
-        pages = self._caches.for_project(project["id"])
+        pages = self.caches.for_project(project["id"])
         key = ("page", name, media_type)
         page: simple.Page | None = pages.get(key)
         if page is None:
-            generation = self._caches.generation
+            generation = self.caches.generation
             # Query and render in the database thread: a root page of thousands of
             # packages is real work, and the reactor must not do it.
             page = await self._run_db(
@@ -312,8 +311,8 @@ class RegistryApp:
             )
             if page is None:
                 raise HTTPError(404, "Package Not Found")
-            if generation == self._caches.generation:
-                self._caches.for_project(project["id"])[key] = page
+            if generation == self.caches.generation:
+                self.caches.for_project(project["id"])[key] = page
         return simple.write_page(request, page)
 
     # strict_slashes=False: werkzeug would answer a missing slash with its own 308; pypid
@@ -375,27 +374,27 @@ class RegistryApp:
 
     async def _metadata(self, project_id: int, sha256: str) -> bytes | None:
         """Core metadata from the database (or, for files from before schema 3, a blob)."""
-        cache = self._caches.for_project(project_id)
+        cache = self.caches.for_project(project_id)
         key = ("meta", sha256)
         if key in cache:
             return cache[key]  # type: ignore[no-any-return]
-        generation = self._caches.generation
+        generation = self.caches.generation
         data: bytes | None = await self._run_db(Registry.core_metadata, sha256)
         if data is None:
             data = await self._run_worker(_read_blob, self._blobs, sha256)
-        if generation == self._caches.generation and data is not None:
-            self._caches.for_project(project_id)[key] = data
+        if generation == self.caches.generation and data is not None:
+            self.caches.for_project(project_id)[key] = data
         return data
 
     async def _file(self, project_id: int, sha256: str) -> Row | None:
-        cache = self._caches.for_project(project_id)
+        cache = self.caches.for_project(project_id)
         key = ("file", sha256)
         if key in cache:
             return cache[key]  # type: ignore[no-any-return]
-        generation = self._caches.generation
+        generation = self.caches.generation
         row: Row | None = await self._run_db(Registry.file_by_sha256, project_id, sha256)
-        if generation == self._caches.generation:
-            self._caches.for_project(project_id)[key] = row
+        if generation == self.caches.generation:
+            self.caches.for_project(project_id)[key] = row
         return row
 
     # -- GitLab's packages API -----------------------------------------------------------------
@@ -476,7 +475,7 @@ class RegistryApp:
         project, principal = await self._authorize(request, ref, Action.delete)
         package = await self._store(
             _delete_package, self._blobs, self._publisher.guard, project["id"], package_id)
-        self._caches.project_changed(project["id"])
+        self.caches.project_changed(project["id"])
         self.log.info("{user} deleted package {name} {version} of project {project}",
                       user=principal.name if principal else None, name=package["name"],
                       version=package["version"], project=project["path"])
@@ -493,7 +492,7 @@ class RegistryApp:
         project, principal = await self._authorize(request, ref, Action.delete)
         row = await self._store(
             _delete_file, self._blobs, self._publisher.guard, project["id"], package_id, file_id)
-        self._caches.project_changed(project["id"])
+        self.caches.project_changed(project["id"])
         self.log.info("{user} deleted file {filename} of project {project}",
                       user=principal.name if principal else None, filename=row["filename"],
                       project=project["path"])
@@ -523,7 +522,7 @@ class RegistryApp:
         package = await self._store(Registry.package, project["id"], package_id)
         await self._store(Registry.set_yanked, project["id"], package["name"],
                           package["version"], filename, yanked, reason)
-        self._caches.project_changed(project["id"])
+        self.caches.project_changed(project["id"])
         self.audit(request, principal, "yank" if yanked else "unyank", project=project["path"],
                    package=package["name"], version=package["version"], file=filename,
                    reason=reason)
@@ -543,7 +542,7 @@ class RegistryApp:
             raise HTTPError(400, "Bad request - pypi_duplicates_allowed must be true or false")
         project = await self._store(
             Registry.set_duplicates, project["id"], "allow" if allowed else "deny")
-        self._caches.clear()  # the project row itself is cached under every reference
+        self.caches.clear()  # the project row itself is cached under every reference
         self.audit(request, principal, "settings", project=project["path"],
                    duplicates=project["duplicates"])
         return _json(request, _settings_json(project))
