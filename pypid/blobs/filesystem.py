@@ -51,6 +51,7 @@ class FilesystemBlobs:
         self.root.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         self._temp_dir_text = str(self.temp_dir.resolve())
+        self._root_text = str(self.root)
         self._temp_prefix = os.path.join(self._temp_dir_text, f"blob-{secrets.token_hex(6)}-")
         self._temp_names = itertools.count()
 
@@ -106,9 +107,15 @@ class FilesystemBlobs:
         return sha256
 
     def open(self, sha256: str) -> IO[bytes] | None:
+        # On the download path: string paths and an unbuffered file (only its descriptor
+        # is used, by sendfile and pread), no pathlib.
+        if not _KEY.match(sha256):
+            return None
         try:
-            return open(self.path(sha256), "rb")
-        except (FileNotFoundError, BadKey):
+            return open(
+                os.path.join(self._root_text, sha256[:2], sha256[2:4], sha256), "rb",
+                buffering=0)
+        except FileNotFoundError:
             return None
 
     def delete(self, sha256: str) -> None:

@@ -369,7 +369,7 @@ class RegistryApp:
             self.log.error("blob {key} of {filename} is missing", key=row["blob_key"],
                            filename=filename)
             raise HTTPError(404, "File Not Found")
-        answer = files.serve(request, stream, filename, _quoted(row["sha256"]))
+        answer = files.serve(request, stream, filename, _quoted(row["sha256"]), row["size"])
         return answer if isinstance(answer, bytes) else files.Stream(answer)
 
     async def _metadata(self, project_id: int, sha256: str) -> bytes | None:

@@ -85,7 +85,7 @@ class FastLane(Resource):
         if stream is None:
             return None
         etag = b'"' + row["sha256"].encode("ascii") + b'"'
-        answer = files.serve(request, stream, filename, etag)
+        answer = files.serve(request, stream, filename, etag, row["size"])
         if isinstance(answer, bytes):
             return answer
         answer.start()

@@ -200,10 +200,13 @@ def _prepare(
 
 
 def serve(
-    request: IRequest, stream: IO[bytes], filename: str, etag: bytes
+    request: IRequest, stream: IO[bytes], filename: str, etag: bytes, size: int | None = None
 ) -> bytes | BlobProducer:
-    """Answer a GET/HEAD for an open blob: bytes to write, or a producer to start."""
-    span = _prepare(request, os.fstat(stream.fileno()).st_size, filename, etag)
+    """Answer a GET/HEAD for an open blob (of size bytes, if the caller knows):
+    bytes to write, or a producer to start."""
+    if size is None:
+        size = os.fstat(stream.fileno()).st_size
+    span = _prepare(request, size, filename, etag)
     if span is None:
         stream.close()
         return b""
