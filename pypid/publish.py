@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from pypid.blobs.guard import BlobGuard
 from pypid.caches import Caches
@@ -29,6 +30,7 @@ from pypid.interfaces import IBlobStore
 from pypid.queue import BoundedQueue
 from pypid.store.registry import Conflict, FileRecord, Registry, Row
 
+log = Logger()
 DIGEST_FIELDS = (("md5_digest", "md5"), ("sha256_digest", "sha256"),
                  ("blake2_256_digest", "blake2_256"))
 
@@ -128,13 +130,22 @@ def check_and_store(
 
 
 def record_upload(
-    registry: Registry, project: Row, checked: CheckedUpload, uploader: str
+    registry: Registry, project: Row, checked: CheckedUpload, uploader: str,
+    on_commit: Callable[[Row], None] | None = None,
 ) -> Row:
-    """Database thread: the package and file rows, in one transaction."""
-    return registry.add_file(
+    """Database thread: the package and file rows, in one transaction; then on_commit
+    (the audit record), whose failure is logged and never undoes the upload."""
+    row = registry.add_file(
         project["id"], checked.dist, checked.display_name, checked.version,
         checked.record, uploader, project["duplicates"] == "deny",
     )
+    if on_commit is not None:
+        try:
+            on_commit(row)
+        except Exception:
+            log.failure("cannot record the upload of {filename} in the audit log",
+                        filename=row["filename"])
+    return row
 
 
 def remove_unreferenced(
@@ -157,14 +168,16 @@ class Publisher:
         self.guard = BlobGuard()
 
     async def publish(
-        self, project: Row, principal: Principal, body: IO[bytes], content_type: str | None
+        self, project: Row, principal: Principal, body: IO[bytes], content_type: str | None,
+        on_commit: Callable[[Row], None] | None = None,
     ) -> Row:
         checked: CheckedUpload = await self._queue.submit(
             check_and_store, self._blobs, self.guard, body, content_type
         )
         keys = checked.record.blob_keys()
         try:
-            row: Row = await self._run_db(record_upload, project, checked, principal.name)
+            row: Row = await self._run_db(
+                record_upload, project, checked, principal.name, on_commit)
         except Conflict as error:
             self.guard.release(keys)
             keys = []

@@ -160,6 +160,21 @@ class RegistryApp:
         maybeDeferred(self._run_worker, record).addErrback(
             lambda failure: self.log.failure("cannot write the audit log", failure))
 
+    def _upload_recorder(
+        self, request: IRequest, principal: Principal, project: Row
+    ) -> Callable[[Row], None] | None:
+        """What the database thread calls with the new file row, to audit the upload."""
+        audit = self._audit
+        if audit is None:
+            return None
+        address = client_address(request)
+
+        def record(row: Row) -> None:
+            audit.record(principal.name, address, "upload", project=project["path"],
+                         filename=row["filename"], sha256=row["sha256"], size=row["size"])
+
+        return record
+
     async def _project(self, ref: str) -> Row | None:
         cache = self.caches.projects
         if ref in cache:
@@ -257,19 +272,18 @@ class RegistryApp:
                                      f"limit {self._max_upload_size}")
             content_type = request.getHeader(b"content-type")
             try:
-                row = await self._publisher.publish(
+                await self._publisher.publish(
                     project, principal, request.content,
                     content_type.decode("latin-1") if content_type else None,
+                    self._upload_recorder(request, principal, project),
                 )
             except UploadRefused as error:
                 raise HTTPError(error.code, str(error)) from None
         finally:
             request.content.close()
-        self.log.info("{user} uploaded {filename} ({size} bytes) to project {project}",
-                      user=principal.name, filename=row["filename"], size=row["size"],
-                      project=project["path"])
-        self.audit(request, principal, "upload", project=project["path"],
-                   filename=row["filename"], sha256=row["sha256"], size=row["size"])
+        # Uploads are recorded in the audit log (written in the database thread right after
+        # the commit), not as a line in the daemon's log: at hundreds per second, formatting
+        # that line was a tenth of the reactor's work.
         request.setResponseCode(201, b"Created")
         request.setHeader(b"Content-Type", b"application/json")
         return json.dumps({"message": "201 Created"}).encode()
