@@ -45,6 +45,7 @@ PROJECT = "/api/v4/projects/<path:ref>"
 PYPI = PROJECT + "/packages/pypi"
 RETRY_AFTER_SECONDS = b"5"
 MAX_PER_PAGE = 100
+CREATED = json.dumps({"message": "201 Created"}).encode()
 MAX_ID = 2**63 - 1
 MAX_PAGE = 2**31
 
@@ -93,21 +94,22 @@ class RegistryApp:
 
     # -- errors ----------------------------------------------------------------------------
 
-    @app.handle_errors(HTTPError)
-    def _http_error(self, request: IRequest, failure: Any) -> bytes:
-        return render_error(request, failure.value)
-
-    @app.handle_errors(QueueFull)
-    def _busy(self, request: IRequest, failure: Any) -> bytes:
-        return render_error(request, HTTPError(
-            503, "Service Unavailable: too many uploads in progress, retry shortly",
-            {b"Retry-After": RETRY_AFTER_SECONDS}))
-
     @app.handle_errors(Exception)
-    def _unexpected(self, request: IRequest, failure: Any) -> bytes:
+    def _error(self, request: IRequest, failure: Any) -> bytes:
+        return self.error_answer(request, failure)
+
+    def error_answer(self, request: IRequest, failure: Any) -> bytes:
+        """Any failure as an answer: refusals as they are, the machine's trouble as 5xx
+        with a reason, anything else logged and 500 (both lanes use this)."""
         from werkzeug.exceptions import MethodNotAllowed
         from werkzeug.exceptions import NotFound as RouteNotFound
 
+        if failure.check(HTTPError):
+            return render_error(request, failure.value)
+        if failure.check(QueueFull):
+            return render_error(request, HTTPError(
+                503, "Service Unavailable: too many uploads in progress, retry shortly",
+                {b"Retry-After": RETRY_AFTER_SECONDS}))
         if failure.check(RouteNotFound):
             return render_error(request, HTTPError(404, "Not Found"))
         if failure.check(MethodNotAllowed):
@@ -201,7 +203,14 @@ class RegistryApp:
         return access
 
     def cached_read_access(self, request: IRequest, ref: str) -> Row | None:
-        """The project, if memory alone shows that this request may read it (fast lane).
+        """The project, if memory alone shows that this request may read it (fast lane)."""
+        found = self.cached_access(request, ref, Action.read)
+        return None if found is None else found[0]
+
+    def cached_access(
+        self, request: IRequest, ref: str, action: Action
+    ) -> tuple[Row, Principal | None] | None:
+        """Project and principal, if memory alone shows that this request may do action.
 
         None means "not known from the caches" or "not allowed": the Klein routes then
         decide, and answer refusals, exactly as for any first request.
@@ -224,7 +233,7 @@ class RegistryApp:
             access = self.caches.roles.get((project["id"], principal.user_id))
             if access is None:
                 return None
-        return project if may(principal, access, Action.read) else None
+        return (project, principal) if may(principal, access, action) else None
 
     async def _authorize(
         self, request: IRequest, ref: str, action: Action
@@ -264,6 +273,16 @@ class RegistryApp:
         try:
             project, principal = await self._authorize(request, ref, Action.write)
             assert principal is not None
+        except BaseException:
+            request.content.close()
+            raise
+        return await self.receive_upload(request, project, principal)
+
+    async def receive_upload(
+        self, request: IRequest, project: Row, principal: Principal
+    ) -> bytes:
+        """An upload by a principal allowed to write to project (both lanes use this)."""
+        try:
             if isinstance(request, PypidRequest) and request.body_error is not None:
                 raise request.body_error
             size = self._oversize(request)
@@ -286,7 +305,7 @@ class RegistryApp:
         # that line was a tenth of the reactor's work.
         request.setResponseCode(201, b"Created")
         request.setHeader(b"Content-Type", b"application/json")
-        return json.dumps({"message": "201 Created"}).encode()
+        return CREATED
 
     def _oversize(self, request: IRequest) -> int | None:
         """The body's size if it is over the limit (the Site stopped storing it)."""

@@ -1,9 +1,11 @@
-"""The hot reads answered straight from memory, before Klein's routing and Deferreds.
+"""The hot paths answered straight from memory, before Klein's routing.
 
 Only answers that memory can give in full take this lane: an index page or a file whose
 principal, project, role and page (or file row) are all cached and whose read the access
-rules allow. Everything else (first reads, refusals, redirects, writes, the packages API)
-goes to the Klein app, which answers it and fills the caches. Both lanes share the same
+rules allow; and uploads whose principal, project and role are cached and allowed to write
+(then the upload itself runs exactly as the Klein route runs it, `receive_upload`).
+Everything else (first requests, refusals, redirects, the packages API) goes to the Klein
+app, which answers it and fills the caches. Both lanes share the same
 caches, rules and renderers, so they cannot disagree.
 """
 
@@ -12,10 +14,12 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from twisted.internet.defer import Deferred
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
+from pypid.domain.access import Action
 from pypid.domain.names import is_normalized
 from pypid.interfaces import IBlobStore
 from pypid.web import files, simple
@@ -25,6 +29,9 @@ _HOT = re.compile(
     rb"^/api/v4/projects/([^/]+)/packages/pypi/"
     rb"(?:simple/(?:([^/%]+)/)?|files/([0-9a-f]{64})/([^/]+))$"
 )
+
+
+_UPLOAD = re.compile(rb"^/api/v4/projects/([^/]+)/packages/pypi/?$")
 
 
 class FastLane(Resource):
@@ -42,7 +49,37 @@ class FastLane(Resource):
             answer = self._answer(request)
             if answer is not None:
                 return answer
+        elif request.method == b"POST" and self._upload(request):
+            return NOT_DONE_YET
         return self._fallback.render(request)  # type: ignore[no-any-return]
+
+    def _upload(self, request: IRequest) -> bool:
+        """Take an upload whose principal memory shows may write; False: not taken."""
+        match = _UPLOAD.match(request.path)
+        if match is None:
+            return False
+        limiter = self._app.limiter
+        address = client_address(request)
+        if limiter is not None and limiter.bans and limiter.banned_for(address) is not None:
+            return False
+        found = self._app.cached_access(
+            request, unquote(match.group(1).decode("ascii")), Action.write)
+        if found is None:
+            return False
+        project, principal = found
+        if principal is None:
+            return False
+        answer = Deferred.fromCoroutine(self._app.receive_upload(request, project, principal))
+        answer.addErrback(lambda failure: self._app.error_answer(request, failure))
+        answer.addCallback(self._finish, request)
+        return True
+
+    @staticmethod
+    def _finish(body: bytes, request: IRequest) -> None:
+        if request.finished or getattr(request, "_disconnected", False):  # type: ignore[attr-defined]
+            return
+        request.write(body)
+        request.finish()
 
     def _answer(self, request: IRequest) -> bytes | int | None:
         match = _HOT.match(request.path)

@@ -95,3 +95,32 @@ def test_revoked_principal_leaves_the_fast_lane(counted: tuple[World, list[Any]]
     calls.clear()
     assert world.client.get(url, auth=world.tokens["rita"]).code == 200
     assert calls != []
+
+
+def test_uploads_by_a_known_writer_skip_klein_and_answer_alike(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the writer is known, uploads take the fast lane, with the same answers (201s,
+    refusals and all) as through the Klein route."""
+    client, dev = world.client, world.tokens["dev"]
+    client.harness.registry.set_duplicates(world.private_id, "deny")
+    first = client.upload_wheel(world.private_id, "fast", "1.0", dev)  # Klein: fills caches
+    duplicate = client.upload_wheel(world.private_id, "fast", "1.0", dev)
+    wrong = client.upload(world.private_id, "other-1.0.tar.gz", b"x", "fast", "1.0", dev)
+    with monkeypatch.context() as patch:
+        patch.setattr(KleinResource, "render", klein_must_not_run)
+        second = client.upload_wheel(world.private_id, "fast", "2.0", dev)
+        duplicate_fast = client.upload_wheel(world.private_id, "fast", "2.0", dev)
+        wrong_fast = client.upload(world.private_id, "other-1.0.tar.gz", b"x", "fast", "1.0",
+                                   dev)
+    assert comparable(second) == comparable(first)
+    assert comparable(duplicate_fast) == comparable(duplicate)
+    assert duplicate_fast.phrase == b"File already exists"
+    assert comparable(wrong_fast) == comparable(wrong)
+    names = [row["filename"] for row in
+             client.harness.registry.package_page_files(world.private_id, "fast")]
+    assert names == [wheel_filename("fast", "1.0"), wheel_filename("fast", "2.0")]
+    # A reporter is known too, but may not write: that refusal stays with Klein.
+    client.get(f"/api/v4/projects/{world.private_id}/packages/pypi/simple/",
+               auth=world.tokens["rita"])
+    assert client.upload_wheel(world.private_id, "fast", "3.0", world.tokens["rita"]).code == 403
