@@ -530,12 +530,6 @@ class Registry:
         row = self._one("SELECT content FROM core_metadata WHERE sha256 = ?", (sha256,))
         return None if row is None else bytes(row["content"])
 
-    def has_filename(self, project_id: int, filename: str) -> bool:
-        return self._one(
-            "SELECT 1 AS found FROM package_files WHERE project_id = ? AND filename = ?",
-            (project_id, filename),
-        ) is not None
-
     def unreferenced(self, keys: list[str]) -> list[str]:
         """Which of these blob keys no file row references any more."""
         return sorted(
@@ -574,11 +568,3 @@ class Registry:
                     (int(yanked), reason if yanked else None, row["id"]),
                 )
         return rows
-
-    def referenced_blobs(self) -> set[str]:
-        keys: set[str] = set()
-        for row in self.db.query("SELECT blob_key, metadata_sha256 FROM package_files"):
-            keys.add(row["blob_key"])
-            if row["metadata_sha256"]:
-                keys.add(row["metadata_sha256"])
-        return keys
