@@ -65,7 +65,6 @@ class Caches:
     project_data: BoundedCache[int, dict[Any, Any]] = field(
         default_factory=lambda: BoundedCache(20_000)
     )
-    listeners: list[Callable[[], None]] = field(default_factory=list)
 
     def clear(self) -> None:
         self.generation += 1

@@ -94,11 +94,10 @@ class WatcherService(Service):
 class ListenerService(Service):
     """Listens on one endpoint and logs the address it got (tcp:0 picks a free port)."""
 
-    def __init__(self, reactor: Any, description: str, site: PypidSite, public: str) -> None:
+    def __init__(self, reactor: Any, description: str, site: PypidSite) -> None:
         self._reactor = reactor
         self._description = description
         self._site = site
-        self._public = public
         self._port: IListeningPort | None = None
         self._listening: Deferred[Any] | None = None
 
@@ -216,7 +215,7 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     service.add_backend(_DatabaseOpener(database, reactor, blobs, publisher.guard))
     service.add_backend(WatcherService(ChangeWatcher(reactor, database.run, caches)))
     for description in config.listen:
-        service.add_listener(ListenerService(reactor, description, site, description))
+        service.add_listener(ListenerService(reactor, description, site))
     return service
 
 

@@ -9,7 +9,6 @@ from twisted.python import usage
 
 from pypid.config import (
     DEFAULT_DATA_DIR,
-    DEFAULT_LISTEN,
     DEFAULT_MAX_UPLOAD_SIZE,
     Config,
     ConfigError,
@@ -86,9 +85,6 @@ class Options(usage.Options):
             self.config = load_config(self["config"], given)
         except ConfigError as error:
             raise usage.UsageError(str(error)) from None
-
-
-_ = DEFAULT_LISTEN  # documented in opt_listen's help
 
 
 def makeService(options: Options) -> IService:
