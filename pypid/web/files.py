@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from typing import IO, Any
 
 from twisted.internet import tcp
@@ -66,8 +67,34 @@ class BlobProducer:
 
     def start(self) -> None:
         self._request.registerProducer(self, True)  # type: ignore[attr-defined]
-        self._request.write(b"")  # the status line and headers
+        transport = self._transport
+        if transport is None or _queued(transport):
+            self._request.write(b"")  # the status line and headers, through the transport
+        else:
+            self._send_head(transport)
         self.resumeProducing()
+
+    def _send_head(self, transport: Any) -> None:
+        """Send the status line and headers straight to the idle socket, flagged MSG_MORE.
+
+        The kernel then holds them until sendfile's bytes join them, so the answer leaves in
+        full-sized segments (what nginx gets with TCP_NOPUSH) and the transport is never
+        woken for a few hundred bytes (two epoll_ctl calls and a write per request fewer).
+        """
+        capture = _HeadCapture()
+        channel = self._request.channel  # type: ignore[attr-defined]
+        channel.transport = capture
+        try:
+            self._request.write(b"")  # Twisted's own status line and headers, into capture
+        finally:
+            channel.transport = transport
+        head = b"".join(capture.parts)
+        try:
+            sent = transport.socket.send(head, socket.MSG_MORE)
+        except OSError:
+            sent = 0  # full or failing: the transport sends it, or notices the failure
+        if sent < len(head):
+            transport.write(head[sent:])
 
     def pauseProducing(self) -> None:
         self._paused = True
@@ -125,6 +152,19 @@ class BlobProducer:
 
 
 SENDFILE_MAX = 4 * 1024 * 1024
+
+
+class _HeadCapture:
+    """Stands in for the transport while Twisted writes a response's headers."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writeSequence(self, parts: list[bytes]) -> None:
+        self.parts.extend(parts)
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
 
 
 def _queued(transport: Any) -> bool:

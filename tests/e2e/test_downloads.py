@@ -1,0 +1,119 @@
+"""Downloads from the real daemon over real sockets: the sendfile path, byte for byte.
+
+The in-memory HTTP tests cannot reach this path (sendfile needs a TCP socket), so these
+read raw HTTP/1.1 off a socket: keep-alive and pipelined answers, a reader too slow for
+the server's writes, ranges, HEAD and HTTP/1.0.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.dists import upload_form, wheel_bytes, wheel_filename
+from tests.e2e.daemon import Daemon
+from tests.e2e.test_uploads import post
+
+
+class Files:
+    def __init__(self, daemon: Daemon) -> None:
+        project = daemon.cli("project", "create", "acme/dl").stdout.strip()
+        self.big = wheel_bytes("dl", "1.0", padding=6 * 1024 * 1024)
+        self.small = wheel_bytes("dl", "1.1")
+        self.paths = {}
+        for version, content in (("1.0", self.big), ("1.1", self.small)):
+            filename = wheel_filename("dl", version)
+            body, headers = upload_form(filename, content, "dl", version)
+            assert post(daemon, project, body, headers)[0] == 201
+            sha = hashlib.sha256(content).hexdigest()
+            self.paths[version] = f"/api/v4/projects/{project}/packages/pypi/files/{sha}/{filename}"
+        credentials = base64.b64encode(f"__token__:{daemon.token}".encode()).decode()
+        self.auth = f"Authorization: Basic {credentials}\r\n"
+        address = urlsplit(daemon.url)
+        self.address = (address.hostname or "127.0.0.1", address.port or 80)
+
+    def request(self, path: str, method: str = "GET", extra: str = "",
+                version: str = "HTTP/1.1") -> bytes:
+        return (f"{method} {path} {version}\r\nHost: x\r\n{self.auth}{extra}\r\n").encode()
+
+
+@pytest.fixture
+def files(daemon: Daemon) -> Files:
+    return Files(daemon)
+
+
+def read_answer(stream: BinaryIO, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+    status = stream.readline()
+    assert status.startswith(b"HTTP/1.1 "), status
+    headers: dict[str, str] = {}
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = 0 if head_only else int(headers.get("content-length", "0"))
+    body = stream.read(length)
+    assert len(body) == length, "the answer was cut short"
+    return int(status.split()[1]), headers, body
+
+
+def test_keep_alive_and_pipelined_downloads(files: Files) -> None:
+    """Five answers sent back to back on one connection arrive whole and in order."""
+    with socket.create_connection(files.address, timeout=60) as client:
+        client.sendall(b"".join([
+            files.request(files.paths["1.0"]),
+            files.request(files.paths["1.1"]),
+            files.request(files.paths["1.0"], extra="Range: bytes=100-199\r\n"),
+            files.request(files.paths["1.0"], method="HEAD"),
+            files.request(files.paths["1.0"]),
+        ]))
+        stream = client.makefile("rb")
+        code, headers, body = read_answer(stream)
+        assert (code, body) == (200, files.big)
+        assert headers["etag"] == f'"{hashlib.sha256(files.big).hexdigest()}"'
+        assert read_answer(stream)[::2] == (200, files.small)
+        code, headers, body = read_answer(stream)
+        assert (code, body, headers["content-range"]) == (
+            206, files.big[100:200], f"bytes 100-199/{len(files.big)}")
+        code, headers, _ = read_answer(stream, head_only=True)
+        assert (code, int(headers["content-length"])) == (200, len(files.big))
+        assert read_answer(stream)[::2] == (200, files.big)
+
+
+def test_reader_slower_than_the_server(files: Files) -> None:
+    """A client with a tiny receive buffer, read in small pieces: the server's socket fills
+    again and again (sendfile would block), and the file still arrives whole, followed by a
+    good second answer on the same connection."""
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.settimeout(60)
+    with client:
+        client.connect(files.address)
+        client.sendall(files.request(files.paths["1.0"]) + files.request(files.paths["1.1"]))
+        stream = client.makefile("rb", buffering=0)
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += stream.read(1)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        digest, received = hashlib.sha256(), 0
+        while received < len(files.big):
+            piece = stream.read(min(4096, len(files.big) - received))
+            assert piece, "the connection closed mid-file"
+            digest.update(piece)
+            received += len(piece)
+        assert digest.hexdigest() == hashlib.sha256(files.big).hexdigest()
+        assert read_answer(client.makefile("rb"))[::2] == (200, files.small)
+
+
+def test_http_1_0_download_then_close(files: Files) -> None:
+    with socket.create_connection(files.address, timeout=60) as client:
+        client.sendall(files.request(files.paths["1.0"], version="HTTP/1.0"))
+        chunks = []
+        while chunk := client.recv(1 << 20):
+            chunks.append(chunk)  # the server closes the connection after the body
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 ") or head.startswith(b"HTTP/1.1 200 ")
+    assert body == files.big
