@@ -35,6 +35,7 @@ from pypid.publish import Publisher
 from pypid.queue import BoundedQueue
 from pypid.store.db import DatabaseService, open_registry
 from pypid.web.app import RegistryApp
+from pypid.web.formbody import streamed_body
 from pypid.web.ratelimit import FailedAuthLimiter
 from pypid.web.site import PypidSite
 
@@ -206,7 +207,9 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     )
     site = PypidSite(app.resource(), spool_dir=blobs.temp_dir,
                      max_body_size=config.max_upload_size, log_requests=config.access_log,
-                     timeout=config.request_timeout, min_body_rate=config.min_upload_rate)
+                     timeout=config.request_timeout, min_body_rate=config.min_upload_rate,
+                     streamed_body=lambda request: streamed_body(
+                         request, blobs.new_temp, run_worker))
 
     service = PypidService(reactor, site, config.shutdown_grace)
     service.setName("pypid")

@@ -1,6 +1,7 @@
-"""An upload, from the spooled request body to a committed row.
+"""An upload, from the request body to a committed row.
 
-    worker thread: parse the form (file part -> temp blob, hashed in the same pass),
+    worker thread: parse the form, or what is left of one parsed as it arrived (file
+                   part -> temp blob, hashed in the same pass),
                    validate name/version/filename/digests, extract core metadata, fsync,
                    rename the blobs into place (held against concurrent deletes)
     db thread:     one transaction for the rows
@@ -15,7 +16,8 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from functools import partial
+from typing import IO, Any, Protocol, runtime_checkable
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -52,12 +54,22 @@ class CheckedUpload:
     temp_path: str
 
 
-def check_upload(
-    blobs: IBlobStore, body: IO[bytes], content_type: str | None
-) -> CheckedUpload:
-    """Parse and validate a spooled upload body; temp files synced. Cleans up on refusal."""
+@runtime_checkable
+class StreamedForm(Protocol):
+    """A body parsed while it arrived (pypid.web.formbody)."""
+
+    def settled(self) -> Deferred[None]:
+        """Fires once no parsing is running for it on a worker."""
+
+    def finish(self) -> forms.UploadForm:
+        """Worker thread, after settled(): the rest parsed, the form."""
+
+
+def check_upload(blobs: IBlobStore, parse: Callable[[], forms.UploadForm]) -> CheckedUpload:
+    """Parse (parse() runs the form parser) and validate an upload; temp files synced.
+    Cleans up on refusal."""
     try:
-        form = forms.parse_upload_form(body, content_type, blobs.new_temp)
+        form = parse()
     except forms.FormError as error:
         raise UploadRefused(str(error)) from None
     uploaded = form.file
@@ -121,10 +133,10 @@ def store_blobs(blobs: IBlobStore, guard: BlobGuard, checked: CheckedUpload) -> 
 
 
 def check_and_store(
-    blobs: IBlobStore, guard: BlobGuard, body: IO[bytes], content_type: str | None
+    blobs: IBlobStore, guard: BlobGuard, parse: Callable[[], forms.UploadForm]
 ) -> CheckedUpload:
     """Worker thread: everything an upload needs before its row can be written."""
-    checked = check_upload(blobs, body, content_type)
+    checked = check_upload(blobs, parse)
     store_blobs(blobs, guard, checked)
     return checked
 
@@ -168,12 +180,17 @@ class Publisher:
         self.guard = BlobGuard()
 
     async def publish(
-        self, project: Row, principal: Principal, body: IO[bytes], content_type: str | None,
-        on_commit: Callable[[Row], None] | None = None,
+        self, project: Row, principal: Principal, body: IO[bytes] | StreamedForm,
+        content_type: str | None, on_commit: Callable[[Row], None] | None = None,
     ) -> Row:
+        parse: Callable[[], forms.UploadForm]
+        if isinstance(body, StreamedForm):
+            await body.settled()
+            parse = body.finish
+        else:
+            parse = partial(forms.parse_upload_form, body, content_type, self._blobs.new_temp)
         checked: CheckedUpload = await self._queue.submit(
-            check_and_store, self._blobs, self.guard, body, content_type
-        )
+            check_and_store, self._blobs, self.guard, parse)
         keys = checked.record.blob_keys()
         try:
             row: Row = await self._run_db(

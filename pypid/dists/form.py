@@ -63,33 +63,57 @@ def boundary_of(content_type: str | None) -> str:
 def parse_upload_form(
     body: IO[bytes], content_type: str | None, new_temp: Callable[[], IO[bytes]]
 ) -> UploadForm:
-    """Parse the body; the file part is written to a temp file from new_temp().
+    """Parse a whole body; the file part is written to a temp file from new_temp().
 
     On any error the temp file is removed before FormError is raised.
     """
-    boundary = boundary_of(content_type)
-    form = UploadForm()
-    parser = multipart.PushMultipartParser(
-        boundary, max_header_size=8192, max_header_count=16, max_segment_count=MAX_PARTS
-    )
-    state = _PartSink(form, new_temp)
+    parser = FormParser(content_type, new_temp)
     body.seek(0)
-    try:
-        while True:
-            chunk = body.read(CHUNK)
-            for event in parser.parse(chunk):
-                state.event(event)
-            if not chunk:
-                break
-        if not parser.closed:
+    while chunk := body.read(CHUNK):
+        parser.feed(chunk)
+    return parser.close()
+
+
+class FormParser:
+    """Parses a body fed piece by piece (blocking file writes: call it from a thread).
+
+    Any error removes the temp file, and the parser then refuses more input.
+    """
+
+    def __init__(self, content_type: str | None, new_temp: Callable[[], IO[bytes]]) -> None:
+        self.form = UploadForm()
+        self._parser = multipart.PushMultipartParser(
+            boundary_of(content_type), max_header_size=8192, max_header_count=16,
+            max_segment_count=MAX_PARTS,
+        )
+        self._sink = _PartSink(self.form, new_temp)
+        self._failed = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self._failed:
+            raise FormError("the upload form was already refused")
+        try:
+            for event in self._parser.parse(chunk):
+                self._sink.event(event)
+        except multipart.ParserError as error:
+            self.abort()
+            raise FormError(f"malformed multipart body: {error}") from None
+        except BaseException:
+            self.abort()
+            raise
+
+    def close(self) -> UploadForm:
+        """The end of the body: the parsed form, or FormError if the body ended early."""
+        self.feed(b"")
+        if not self._parser.closed:
+            self.abort()
             raise FormError("the upload form ended early (truncated body)")
-    except multipart.ParserError as error:
-        state.abort()
-        raise FormError(f"malformed multipart body: {error}") from None
-    except BaseException:
-        state.abort()
-        raise
-    return form
+        return self.form
+
+    def abort(self) -> None:
+        """Remove the temp file, if any; the form is refused."""
+        self._failed = True
+        self._sink.abort()
 
 
 class _PartSink:

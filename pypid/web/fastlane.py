@@ -24,14 +24,12 @@ from pypid.domain.names import is_normalized
 from pypid.interfaces import IBlobStore
 from pypid.web import files, simple
 from pypid.web.app import RegistryApp, client_address
+from pypid.web.formbody import UPLOAD_PATH
 
 _HOT = re.compile(
     rb"^/api/v4/projects/([^/]+)/packages/pypi/"
     rb"(?:simple/(?:([^/%]+)/)?|files/([0-9a-f]{64})/([^/]+))$"
 )
-
-
-_UPLOAD = re.compile(rb"^/api/v4/projects/([^/]+)/packages/pypi/?$")
 
 
 class FastLane(Resource):
@@ -55,7 +53,7 @@ class FastLane(Resource):
 
     def _upload(self, request: IRequest) -> bool:
         """Take an upload whose principal memory shows may write; False: not taken."""
-        match = _UPLOAD.match(request.path)
+        match = UPLOAD_PATH.match(request.path)
         if match is None:
             return False
         limiter = self._app.limiter

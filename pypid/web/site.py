@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -108,7 +109,8 @@ class PypidRequest(server.Request):
             self.body_too_large = length
             self.content = _Discard()
         else:
-            self.content = SpooledBody(site.spool_dir)
+            streamed = site.streamed_body(self) if site.streamed_body is not None else None
+            self.content = streamed if streamed is not None else SpooledBody(site.spool_dir)
 
     _counted_by: PypidSite | None = None
 
@@ -181,9 +183,13 @@ class PypidSite(server.Site):
 
     def __init__(
         self, resource: IResource, spool_dir: Path, max_body_size: int,
-        log_requests: bool = False, min_body_rate: float = 0.0, **kwargs: Any,
+        log_requests: bool = False, min_body_rate: float = 0.0,
+        streamed_body: Callable[[PypidRequest], Any] | None = None, **kwargs: Any,
     ) -> None:
         super().__init__(resource, parsePOSTFormSubmission=False, **kwargs)
+        # Makes the body of an upload form, parsed as it arrives (pypid.web.formbody);
+        # None from it, or no such callable: the body is spooled.
+        self.streamed_body = streamed_body
         self.log_requests = log_requests
         self.min_body_rate = min_body_rate
         self.spool_dir = spool_dir

@@ -13,7 +13,8 @@ from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from pypid.testing import AppHarness, make_app
+from pypid.testing import AppHarness, make_app, run_now
+from pypid.web.formbody import streamed_body
 from pypid.web.site import PypidSite
 from tests.dists import upload_form, wheel_bytes, wheel_filename
 
@@ -45,7 +46,7 @@ def result_of(deferred: Deferred[Any]) -> Any:
 
 
 class Client:
-    def __init__(self, harness: AppHarness) -> None:
+    def __init__(self, harness: AppHarness, streamed: bool = True) -> None:
         self.harness = harness
         self.treq = StubTreq(harness.app.resource())
         # StubTreq always builds a default Site, which parses multipart forms itself and
@@ -54,6 +55,8 @@ class Client:
         self.site = PypidSite(
             harness.app.resource(), spool_dir=harness.blobs.temp_dir,
             max_body_size=harness.app._max_upload_size, reactor=agent._memoryReactor,
+            streamed_body=lambda request: streamed_body(request, harness.blobs.new_temp, run_now)
+            if streamed else None,
         )
         agent._serverFactory = self.site
 

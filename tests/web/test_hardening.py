@@ -13,9 +13,10 @@ from twisted.internet.task import Clock
 
 from pypid.blobs.filesystem import FilesystemBlobs
 from pypid.store.db import DATABASE_NAME
+from pypid.testing import make_app
 from pypid.web.ratelimit import FailedAuthLimiter
 from tests.dists import wheel_bytes, wheel_filename
-from tests.web.helpers import new_client
+from tests.web.helpers import Client, new_client
 
 
 def test_failed_sign_ins_get_banned(tmp_path: Path) -> None:
@@ -62,7 +63,7 @@ def test_full_disk_while_spooling_is_507(tmp_path: Path, monkeypatch: pytest.Mon
     def no_space(self: object, data: bytes) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    client = new_client(tmp_path)
+    client = Client(make_app(tmp_path / "data"), streamed=False)  # upload forms stream
     registry = client.harness.registry
     registry.create_project("a/b")
     auth = ("__token__", registry.create_token("root", "api")[1])
