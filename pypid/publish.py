@@ -17,7 +17,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, cast
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -54,7 +54,6 @@ class CheckedUpload:
     temp_path: str
 
 
-@runtime_checkable
 class StreamedForm(Protocol):
     """A body parsed while it arrived (pypid.web.formbody)."""
 
@@ -184,11 +183,14 @@ class Publisher:
         content_type: str | None, on_commit: Callable[[Row], None] | None = None,
     ) -> Row:
         parse: Callable[[], forms.UploadForm]
-        if isinstance(body, StreamedForm):
-            await body.settled()
-            parse = body.finish
+        # Duck-typed: a runtime-checked Protocol cost more per upload than a getattr.
+        settled = getattr(body, "settled", None)
+        if settled is not None:
+            await settled()
+            parse = body.finish  # type: ignore[union-attr]
         else:
-            parse = partial(forms.parse_upload_form, body, content_type, self._blobs.new_temp)
+            parse = partial(forms.parse_upload_form, cast("IO[bytes]", body), content_type,
+                            self._blobs.new_temp)
         checked: CheckedUpload = await self._queue.submit(
             check_and_store, self._blobs, self.guard, parse)
         keys = checked.record.blob_keys()
