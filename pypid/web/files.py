@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import IO
+from typing import IO, Any
 
 from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -20,6 +21,7 @@ from zope.interface import implementer
 from pypid.web import wire
 
 CHUNK = 256 * 1024
+log = Logger()
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -64,6 +66,13 @@ class BlobProducer:
         self._paused = False
         self._done = False
         self._transport = wire.tcp_transport(request)
+        # Twisted's idle timeout is off while an answer is being written, so a client
+        # that stops reading would hold the connection and the open blob for good:
+        # a download paused for longer than the site's idle timeout is cut.
+        site = getattr(getattr(request, "channel", None), "site", None)
+        self._stall_limit: float | None = getattr(site, "timeOut", None)
+        self._clock: Any = getattr(site, "reactor", None)
+        self._stall_timer: Any = None
 
     def start(self) -> None:
         self._request.registerProducer(self, True)  # type: ignore[attr-defined]
@@ -78,9 +87,27 @@ class BlobProducer:
 
     def pauseProducing(self) -> None:
         self._paused = True
+        if self._stall_timer is None and self._stall_limit and self._clock is not None:
+            self._stall_timer = self._clock.callLater(self._stall_limit, self._stalled)
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        log.info("cutting a download whose client stopped reading for {seconds:.0f} s",
+                 seconds=self._stall_limit)
+        self.stopProducing()
+        transport = getattr(self._request.channel, "transport", None)  # type: ignore[attr-defined]
+        if transport is not None:
+            transport.abortConnection()
+
+    def _cancel_stall_timer(self) -> None:
+        if self._stall_timer is not None:
+            if self._stall_timer.active():
+                self._stall_timer.cancel()
+            self._stall_timer = None
 
     def resumeProducing(self) -> None:
         self._paused = False
+        self._cancel_stall_timer()
         while not self._paused and not self._done:
             if self._remaining <= 0:
                 self._finish()
@@ -128,6 +155,7 @@ class BlobProducer:
 
     def stopProducing(self) -> None:
         self._done = True
+        self._cancel_stall_timer()
         self._stream.close()
 
 

@@ -109,7 +109,7 @@ class PypidRequest(server.Request):
             self.body_too_large = length
             self.content = _Discard()
         else:
-            streamed = site.streamed_body(self) if site.streamed_body is not None else None
+            streamed = site.streamed_body(self) if length != 0 and site.streamed_body else None
             self.content = streamed if streamed is not None else SpooledBody(site.spool_dir)
 
     _counted_by: PypidSite | None = None

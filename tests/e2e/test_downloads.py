@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import socket
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
@@ -21,9 +23,9 @@ from tests.e2e.test_uploads import post
 
 
 class Files:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, padding: int = 6 * 1024 * 1024) -> None:
         project = daemon.cli("project", "create", "acme/dl").stdout.strip()
-        self.big = wheel_bytes("dl", "1.0", padding=6 * 1024 * 1024)
+        self.big = wheel_bytes("dl", "1.0", padding=padding)
         self.small = wheel_bytes("dl", "1.1")
         self.paths = {}
         for version, content in (("1.0", self.big), ("1.1", self.small)):
@@ -117,3 +119,28 @@ def test_http_1_0_download_then_close(files: Files) -> None:
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.0 200 ") or head.startswith(b"HTTP/1.1 200 ")
     assert body == files.big
+
+
+def test_a_client_that_stops_reading_is_cut_off(tmp_path: Path) -> None:
+    """Twisted's idle timeout is off while an answer is written; pypid cuts a download
+    whose client has read nothing for the request timeout, closing the blob with it."""
+    daemon = Daemon(tmp_path / "data", args=["--request-timeout", "2"]).start()
+    try:
+        files = Files(daemon, padding=16 * 1024 * 1024)
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(60)
+        with client:
+            client.connect(files.address)
+            client.sendall(files.request(files.paths["1.0"]))
+            daemon.wait_for_line(re.compile("cutting a download whose client stopped reading"))
+            received = 0
+            try:
+                while chunk := client.recv(1 << 20):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass
+        assert received < len(files.big)
+        assert daemon.get("/-/health")[0] == 200  # and the daemon serves on
+    finally:
+        daemon.stop()
