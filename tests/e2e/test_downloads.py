@@ -1,6 +1,6 @@
-"""Downloads from the real daemon over real sockets: the sendfile path, byte for byte.
+"""Answers written straight to a real socket: downloads (sendfile) and big pages.
 
-The in-memory HTTP tests cannot reach this path (sendfile needs a TCP socket), so these
+The in-memory HTTP tests cannot reach these paths (they need a TCP socket), so these
 read raw HTTP/1.1 off a socket: keep-alive and pipelined answers, a reader too slow for
 the server's writes, ranges, HEAD and HTTP/1.0.
 """
@@ -11,12 +11,14 @@ import base64
 import hashlib
 import re
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import pytest
 
+from pypid.web.fastlane import DIRECT_MIN
 from tests.dists import upload_form, wheel_bytes, wheel_filename
 from tests.e2e.daemon import Daemon
 from tests.e2e.test_uploads import post
@@ -144,3 +146,32 @@ def test_a_client_that_stops_reading_is_cut_off(tmp_path: Path) -> None:
         assert daemon.get("/-/health")[0] == 200  # and the daemon serves on
     finally:
         daemon.stop()
+
+
+def test_big_pages_sent_straight_to_the_socket_match_klein(daemon: Daemon) -> None:
+    """A page over DIRECT_MIN (300 files) is answered first by the Klein route (cold cache),
+    then by the fast lane straight to the socket: same bytes, and the connection goes on."""
+    project = daemon.cli("project", "create", "acme/many").stdout.strip()
+
+    def upload(n: int) -> int:
+        version = f"1.{n}"
+        body, headers = upload_form(wheel_filename("many", version),
+                                    wheel_bytes("many", version), "many", version)
+        return post(daemon, project, body, headers)[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(upload, range(300))) == {201}
+    files = Files(daemon)
+    page = f"/api/v4/projects/{project}/packages/pypi/simple/many/"
+    with socket.create_connection(files.address, timeout=60) as client:
+        stream = client.makefile("rb")
+        answers = []
+        for _ in range(3):  # one at a time: pipelined, the answers queue in the transport
+            client.sendall(files.request(page))
+            answers.append(read_answer(stream))
+        client.sendall(files.request(files.paths["1.1"]))
+        assert read_answer(stream)[::2] == (200, files.small)
+    assert len(answers[0][2]) > DIRECT_MIN
+    for code, headers, body in answers:
+        headers.pop("date")
+        assert (code, headers, body) == (200, answers[0][1], answers[0][2])
