@@ -168,7 +168,6 @@ def backup(data_dir: Path, destination: Path) -> BackupReport:
         for key in sorted({row["blob_key"] for row in rows} | _legacy_metadata(registry)):
             origin = source_blobs.path(key)
             copy = target_blobs.path(key)
-            copy.parent.mkdir(parents=True, exist_ok=True)
             try:
                 shutil.copyfile(origin, copy)
             except FileNotFoundError:
@@ -181,7 +180,7 @@ def backup(data_dir: Path, destination: Path) -> BackupReport:
             size += copy.stat().st_size
         for row in dropped:
             registry.delete_file(row["project_id"], row["package_id"], row["id"])
-        for directory in {target_blobs.root, *target_blobs.root.glob("??/??")}:
+        for directory in {target_blobs.root, *target_blobs.root.glob("??")}:
             fsync_directory(directory)
         return BackupReport(len(rows) - len(dropped), copied, size,
                             [row["filename"] for row in dropped])

@@ -84,10 +84,10 @@ def test_discard(store: IBlobStore) -> None:
 
 
 def test_filesystem_layout_and_corruption(tmp_path: Path) -> None:
-    """Blobs live at blobs/sha256/ab/cd/<key>; a changed byte fails verification."""
+    """Blobs live at blobs/sha256/ab/<key>; a changed byte fails verification."""
     store = FilesystemBlobs(tmp_path)
     key = store.put_bytes(b"content")
-    path = tmp_path / "blobs" / "sha256" / key[:2] / key[2:4] / key
+    path = tmp_path / "blobs" / "sha256" / key[:2] / key
     assert path.read_bytes() == b"content"
     path.write_bytes(b"Content")
     assert not store.verify(key)
@@ -110,3 +110,30 @@ def test_only_own_temp_files_are_committed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="temp files"):
         store.commit(str(outside), hashlib.sha256(b"x").hexdigest())
     assert outside.exists()
+
+
+def test_two_level_stores_are_moved_to_one_level(tmp_path: Path) -> None:
+    """A store of pypid 0.1 (blobs/sha256/ab/cd/<key>) is moved over when first opened,
+    also after an interrupted move; files that are not blobs stay where they are."""
+    root = tmp_path / "blobs" / "sha256"
+    contents = [b"one", b"two", b"three"]
+    keys = [hashlib.sha256(data).hexdigest() for data in contents]
+    for key, data in zip(keys, contents, strict=True):
+        (root / key[:2] / key[2:4]).mkdir(parents=True, exist_ok=True)
+        (root / key[:2] / key[2:4] / key).write_bytes(data)
+    (root / keys[0][:2]).mkdir(exist_ok=True)
+    os.replace(root / keys[0][:2] / keys[0][2:4] / keys[0], root / keys[0][:2] / keys[0])
+    stray = root / keys[1][:2] / keys[1][2:4] / "notes.txt"
+    stray.write_text("kept")
+    store = FilesystemBlobs(tmp_path)
+    assert store.keys() == sorted(keys)
+    for key, data in zip(keys, contents, strict=True):
+        stream = store.open(key)
+        assert stream is not None and stream.read() == data
+        stream.close()
+        assert store.verify(key)
+    assert stray.read_text() == "kept"
+    assert not (root / keys[2][:2] / keys[2][2:4]).exists()
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [
+        f"{n:02x}" for n in range(256)]
+    assert FilesystemBlobs(tmp_path).keys() == sorted(keys)  # marked: no second move

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pypid.blobs.filesystem import LAYOUT_MARK
 from tests.dists import sdist_bytes, sdist_filename, wheel_bytes, wheel_filename
 from tests.web.conftest import World
 from tests.web.helpers import new_client, parse_links
@@ -16,7 +17,8 @@ from tests.web.helpers import new_client, parse_links
 def stored_files(world: World) -> list[Path]:
     data_dir = world.client.harness.registry.db.conn.execute("PRAGMA database_list").fetchone()[2]
     root = Path(data_dir).parent
-    return sorted(p for p in (root / "blobs").rglob("*") if p.is_file()) + sorted(
+    return sorted(p for p in (root / "blobs").rglob("*")
+                  if p.is_file() and p.name != LAYOUT_MARK) + sorted(
         p for p in (root / "tmp").iterdir())
 
 
