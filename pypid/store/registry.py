@@ -72,6 +72,11 @@ class FileRecord:
         return [self.sha256]
 
 
+# add_file's arguments: project id, distribution, display name, version, file record,
+# uploader, deny duplicates.
+NewFile = tuple[int, DistributionFile, str, str, FileRecord, str, bool]
+
+
 def _usable(row: Row, secret: str, now: datetime) -> bool:
     """A token row found by digest: not expired, and the digest compared in constant time."""
     return not tokens.is_expired(row["expires_at"], now) and tokens.digests_match(
@@ -385,39 +390,63 @@ class Registry:
 
         With deny_duplicates, a filename the project already has is refused (Conflict).
         """
+        with self.write():
+            return self._add_file_rows(project_id, dist, display_name, version, record,
+                                       uploader, deny_duplicates)
+
+    def add_files(self, uploads: list[NewFile]) -> list[Row | Exception]:
+        """Record several accepted files in one transaction (one commit, one fsync): each
+        in a savepoint, so a refused one (Conflict) leaves the others in. Per upload, its
+        row or the exception that refused it; an error of the transaction itself (the
+        database locked by another process, say) is raised and records none."""
+        results: list[Row | Exception] = []
+        with self.write():
+            for upload in uploads:
+                self.db.execute("SAVEPOINT upload")
+                try:
+                    results.append(self._add_file_rows(*upload))
+                except (Conflict, sqlite3.IntegrityError) as error:
+                    self.db.execute("ROLLBACK TO upload")
+                    results.append(error)
+                self.db.execute("RELEASE upload")
+        return results
+
+    def _add_file_rows(
+        self, project_id: int, dist: DistributionFile, display_name: str, version: str,
+        record: FileRecord, uploader: str, deny_duplicates: bool,
+    ) -> Row:
         now = timestamp(self._now())
         key = version_key(dist.version)
-        with self.write():
-            if deny_duplicates and self._one(
-                "SELECT 1 AS found FROM package_files WHERE project_id = ? AND filename = ?",
-                (project_id, record.filename),
-            ):
-                raise Conflict("File already exists")
-            package = self._one(
-                "SELECT id FROM packages WHERE project_id = ? AND name = ? AND version_key = ?",
-                (project_id, dist.name, key),
+        if deny_duplicates and self._one(
+            "SELECT 1 AS found FROM package_files WHERE project_id = ? AND filename = ?",
+            (project_id, record.filename),
+        ):
+            raise Conflict("File already exists")
+        package = self._one(
+            "SELECT id FROM packages WHERE project_id = ? AND name = ? AND version_key = ?",
+            (project_id, dist.name, key),
+        )
+        if package is None:
+            package_id = self._insert("packages",
+                {"project_id": project_id, "name": dist.name, "display_name": display_name,
+                 "version": version, "version_key": key, "created_at": now}
             )
-            if package is None:
-                package_id = self._insert("packages",
-                    {"project_id": project_id, "name": dist.name, "display_name": display_name,
-                     "version": version, "version_key": key, "created_at": now}
-                )
-            else:
-                package_id = int(package["id"])
-            if record.metadata is not None and record.metadata_sha256:
-                self.db.execute(
-                    "INSERT OR IGNORE INTO core_metadata (sha256, content) VALUES (?, ?)",
-                    (record.metadata_sha256, record.metadata),
-                )
-            file_id = self._insert("package_files",
-                {"package_id": package_id, "project_id": project_id,
-                 "filename": record.filename, "packagetype": dist.kind,
-                 "sha256": record.sha256, "md5": record.md5, "blake2_256": record.blake2_256,
-                 "size": record.size, "requires_python": record.requires_python,
-                 "metadata_sha256": record.metadata_sha256, "upload_time": now,
-                 "uploader": uploader, "blob_key": record.sha256, "yanked": 0,
-                 "yanked_reason": None}
+        else:
+            package_id = int(package["id"])
+        if record.metadata is not None and record.metadata_sha256:
+            self.db.execute(
+                "INSERT OR IGNORE INTO core_metadata (sha256, content) VALUES (?, ?)",
+                (record.metadata_sha256, record.metadata),
             )
+        file_id = self._insert("package_files",
+            {"package_id": package_id, "project_id": project_id,
+             "filename": record.filename, "packagetype": dist.kind,
+             "sha256": record.sha256, "md5": record.md5, "blake2_256": record.blake2_256,
+             "size": record.size, "requires_python": record.requires_python,
+             "metadata_sha256": record.metadata_sha256, "upload_time": now,
+             "uploader": uploader, "blob_key": record.sha256, "yanked": 0,
+             "yanked_reason": None}
+        )
         return {"id": file_id, "package_id": package_id, "project_id": project_id,
                 "filename": record.filename, "sha256": record.sha256, "size": record.size,
                 "upload_time": now}
