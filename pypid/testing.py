@@ -141,3 +141,27 @@ def make_app(
         audit=AuditLog(data_dir),
     )
     return AppHarness(app, registry, database, store, caches)
+
+
+class ManualRunner:
+    """A thread pool whose jobs run only when the test says so; each job is called with
+    `leading` first (the registry, for a database thread), then its own arguments."""
+
+    def __init__(self, *leading: Any) -> None:
+        self.leading = leading
+        self.jobs: list[tuple[Deferred[Any], Callable[..., Any], tuple[Any, ...]]] = []
+
+    def run(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        waiter: Deferred[Any] = Deferred()
+        self.jobs.append((waiter, function, args))
+        return waiter
+
+    def step(self) -> tuple[Any, ...]:
+        """Run the oldest job; its arguments."""
+        waiter, function, args = self.jobs.pop(0)
+        maybeDeferred(function, *self.leading, *args).chainDeferred(waiter)
+        return args
+
+    def drain(self) -> None:
+        while self.jobs:
+            self.step()

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred, maybeDeferred
 
 from pypid.domain.names import check_upload_filename
 from pypid.publish import GroupCommit
 from pypid.store.db import open_registry
 from pypid.store.registry import Conflict, FileRecord, NewFile, Registry, Row
+from pypid.testing import ManualRunner
 
 
 @pytest.fixture
@@ -31,23 +30,18 @@ def new_file(project: int, version: str, deny: bool = False, content: str = "") 
             "root", deny)
 
 
-class DatabaseThread:
-    """The database thread, run when the test says so; counts transactions."""
+class DatabaseThread(ManualRunner):
+    """The database thread, run when the test says so; notes each batch's size."""
 
     def __init__(self, registry: Registry) -> None:
+        super().__init__(registry)
         self.registry = registry
-        self.jobs: list[tuple[Deferred[Any], Callable[..., Any], tuple[Any, ...]]] = []
         self.batches: list[int] = []
 
-    def run(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        waiter: Deferred[Any] = Deferred()
-        self.jobs.append((waiter, function, args))
-        return waiter
-
-    def step(self) -> None:
-        waiter, function, args = self.jobs.pop(0)
+    def step(self) -> tuple[Any, ...]:
+        args = super().step()
         self.batches.append(len(args[0]))
-        maybeDeferred(function, self.registry, *args).chainDeferred(waiter)
+        return args
 
 
 def test_uploads_arriving_during_a_commit_share_the_next(registry: Registry) -> None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import errno
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from twisted.internet.defer import Deferred, maybeDeferred
 
 from pypid.blobs.filesystem import FilesystemBlobs
 from pypid.dists.form import FormError, FormParser
+from pypid.testing import ManualRunner
 from pypid.web import formbody
 from pypid.web.formbody import StreamedFormBody
 from tests.dists import upload_form, wheel_bytes, wheel_filename
@@ -33,35 +32,15 @@ class Transport:
         self.paused = False
 
 
-class Worker:
-    """A thread pool whose jobs run only when the test says so."""
-
-    def __init__(self) -> None:
-        self.jobs: list[tuple[Deferred[Any], Callable[..., Any], tuple[Any, ...]]] = []
-
-    def run(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        waiter: Deferred[Any] = Deferred()
-        self.jobs.append((waiter, function, args))
-        return waiter
-
-    def step(self) -> None:
-        waiter, function, args = self.jobs.pop(0)
-        maybeDeferred(function, *args).chainDeferred(waiter)
-
-    def drain(self) -> None:
-        while self.jobs:
-            self.step()
-
-
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(formbody, "BATCH", 4096)
     monkeypatch.setattr(formbody, "HIGH_WATER", 16384)
 
 
-def make_body(blobs: FilesystemBlobs, content_type: str) -> tuple[StreamedFormBody, Worker,
+def make_body(blobs: FilesystemBlobs, content_type: str) -> tuple[StreamedFormBody, ManualRunner,
                                                                   Transport]:
-    worker, transport = Worker(), Transport()
+    worker, transport = ManualRunner(), Transport()
     return StreamedFormBody(FormParser(content_type, blobs.new_temp), worker.run,
                             transport), worker, transport
 
@@ -146,13 +125,12 @@ def test_a_body_abandoned_mid_batch_is_removed_after_the_batch(tmp_path: Path) -
     blobs = FilesystemBlobs(tmp_path)
     chunks, content_type = form_chunks(wheel_bytes("pkg", "1.0", padding=100_000))
     body, worker, _ = make_body(blobs, content_type)
-    for chunk in chunks[:20]:
-        body.write(chunk)
-        if len(worker.jobs) == 1 and len(chunks) > 10:
-            break
-    worker.step()  # the temp file exists now
-    body.write(b"".join(chunks[20:40]))
-    assert len(worker.jobs) == 1
+    rest = iter(chunks)
+    while not worker.jobs:
+        body.write(next(rest))
+    worker.step()  # the first batch: the temp file exists now
+    while not worker.jobs:
+        body.write(next(rest))
     body.close()  # the client went away while a batch was queued
     worker.drain()  # the batch, then the clean-up after it
     assert temp_files(blobs) == []
