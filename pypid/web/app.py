@@ -327,7 +327,7 @@ class RegistryApp:
         self, request: IRequest, project: Row, name: str | None
     ) -> bytes:
         media_type = simple.negotiate_header(request.getHeader(b"accept"))
-        request.setHeader(b"Vary", b"Accept")
+        request.setHeader(b"Vary", b"Accept, Accept-Encoding")
         if media_type is None:
             raise HTTPError(406, "Not Acceptable: ask for text/html or "
                                  "application/vnd.pypi.simple.v1+json")

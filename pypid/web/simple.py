@@ -1,12 +1,16 @@
 """The simple repository API: PEP 503 HTML and PEP 691 JSON, negotiated, with ETags.
 
 Pages are rendered from database rows once and cached as bytes with their ETag until an
-upload, delete or yank in the project drops them (caches.Caches.project_changed).
+upload, delete or yank in the project drops them (caches.Caches.project_changed). Pages of
+a kilobyte or more are also kept gzip-compressed, compressed once at render time (in the
+database thread, with the rendering): pip and uv ask for gzip, and an index compresses
+about 7 to 1.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import json
 from dataclasses import dataclass
@@ -26,11 +30,41 @@ _OFFERED = (JSON_V1, HTML_V1, HTML)
 API_VERSION = "1.1"
 
 
+GZIP_MIN = 1024
+
+
 @dataclass(frozen=True)
 class Page:
     body: bytes
     etag: bytes
     content_type: bytes
+    gzipped: bytes | None = None  # the body gzip-compressed, for clients that accept it
+    gzip_etag: bytes = b""  # a variant's ETag differs from the identity body's (RFC 9110)
+
+
+def accepts_gzip(header: bytes | None) -> bool:
+    """Does an Accept-Encoding header allow gzip (by name or by *, with q above 0)?"""
+    return header is not None and _accepts_gzip_cached(header)
+
+
+@functools.lru_cache(maxsize=256)
+def _accepts_gzip_cached(header: bytes) -> bool:
+    named = wildcard = None
+    for item in header.decode("latin-1").lower().split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if coding in ("gzip", "x-gzip"):
+            named = quality > 0
+        elif coding == "*":
+            wildcard = quality > 0
+    return named if named is not None else bool(wildcard)
 
 
 def negotiate_header(accept: bytes | None) -> str | None:
@@ -75,21 +109,31 @@ def negotiate(accept: str | None) -> str | None:
 
 def write_page(request: IRequest, page: Page) -> bytes:
     """The headers of a page answer, and its body (or 304 if the client has it)."""
-    request.setHeader(b"Vary", b"Accept")
-    request.setHeader(b"ETag", page.etag)
+    request.setHeader(b"Vary", b"Accept, Accept-Encoding")
+    gzipped = page.gzipped is not None and accepts_gzip(request.getHeader(b"accept-encoding"))
+    etag = page.gzip_etag if gzipped else page.etag
+    request.setHeader(b"ETag", etag)
     request.setHeader(b"Cache-Control", b"private, max-age=0, must-revalidate")
-    if page.etag in (request.getHeader(b"if-none-match") or b"").split(b", "):
+    if etag in (request.getHeader(b"if-none-match") or b"").split(b", "):
         request.setResponseCode(304)
         return b""
     request.setHeader(b"Content-Type", page.content_type)
-    request.setHeader(b"Content-Length", b"%d" % len(page.body))
-    return page.body
+    body = page.body
+    if gzipped:
+        assert page.gzipped is not None
+        body = page.gzipped
+        request.setHeader(b"Content-Encoding", b"gzip")
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    return body
 
 
 def _page(body: bytes, media_type: str) -> Page:
     etag = b'"' + hashlib.sha256(body).hexdigest()[:32].encode("ascii") + b'"'
     content_type = media_type + ("; charset=utf-8" if "html" in media_type else "")
-    return Page(body, etag, content_type.encode("ascii"))
+    gzipped = gzip.compress(body, 6, mtime=0) if len(body) >= GZIP_MIN else None
+    if gzipped is None or len(gzipped) >= len(body):
+        return Page(body, etag, content_type.encode("ascii"))
+    return Page(body, etag, content_type.encode("ascii"), gzipped, etag[:-1] + b'-gzip"')
 
 
 def render_root(projects: list[dict[str, Any]], media_type: str) -> Page:

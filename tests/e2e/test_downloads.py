@@ -8,6 +8,7 @@ the server's writes, ranges, HEAD and HTTP/1.0.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import re
 import socket
@@ -175,3 +176,14 @@ def test_big_pages_sent_straight_to_the_socket_match_klein(daemon: Daemon) -> No
     for code, headers, body in answers:
         headers.pop("date")
         assert (code, headers, body) == (200, answers[0][1], answers[0][2])
+    assert "content-encoding" not in answers[0][1]  # nobody asked for gzip
+    with socket.create_connection(files.address, timeout=60) as client:
+        stream = client.makefile("rb")
+        client.sendall(files.request(page, extra="Accept-Encoding: gzip, deflate\r\n"))
+        code, headers, body = read_answer(stream)
+        assert (code, headers["content-encoding"]) == (200, "gzip")
+        assert gzip.decompress(body) == answers[0][2] and len(body) < len(answers[0][2]) / 4
+        assert headers["etag"] == answers[0][1]["etag"][:-1] + '-gzip"'
+        client.sendall(files.request(page, extra="Accept-Encoding: gzip;q=0\r\n"))
+        code, headers, body = read_answer(stream)
+        assert "content-encoding" not in headers and body == answers[0][2]

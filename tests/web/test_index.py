@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pypid.web.simple import negotiate
+from pypid.web.simple import accepts_gzip, negotiate
 from tests.dists import wheel_bytes
 from tests.web.conftest import World
 from tests.web.helpers import new_client, parse_links
@@ -40,7 +40,7 @@ def test_root_index_html_and_json(loaded: World) -> None:
     assert document.header("Content-Type") == JSON
     assert document.json() == {"meta": {"api-version": "1.1"},
                                "projects": [{"name": "baz"}, {"name": "Foo.Bar"}]}
-    assert html.header("Vary") == document.header("Vary") == "Accept"
+    assert html.header("Vary") == document.header("Vary") == "Accept, Accept-Encoding"
 
 
 def test_package_page_html(loaded: World) -> None:
@@ -220,3 +220,38 @@ def test_metadata_kept_as_a_blob_before_schema_3_is_served(loaded: World) -> Non
     url = f"/api/v4/projects/{loaded.private_id}/packages/pypi/" + first["url"][len("../../"):]
     reply = client.get(url + ".metadata", auth=dev)
     assert reply.code == 200 and reply.body == content
+
+
+@pytest.mark.parametrize(
+    ("header", "allowed"),
+    [(None, False), ("gzip", True), ("gzip, deflate", True), ("br;q=1.0, gzip;q=0.8", True),
+     ("gzip;q=0", False), ("*", True), ("*;q=0", False), ("identity", False),
+     ("*, gzip;q=0", False), ("x-gzip", True), ("GZIP;Q=0.5", True)],
+)
+def test_accept_encoding(header: str | None, allowed: bool) -> None:
+    assert accepts_gzip(header.encode() if header else None) is allowed
+
+
+@pytest.mark.parametrize("accept", [None, JSON])
+def test_pages_are_gzipped_for_clients_that_ask(world: World, accept: str | None) -> None:
+    """pip and uv send Accept-Encoding: gzip; a page of 1 kB or more comes compressed, with
+    an ETag of its own that revalidates. (treq always asks for gzip and inflates what it
+    gets; tests/e2e/test_downloads.py reads both variants' bytes off a socket.)"""
+    client, dev = world.client, world.tokens["dev"]
+    for n in range(12):
+        assert client.upload_wheel(world.private_id, "big", f"1.{n}", dev).code == 201
+    url = simple(world.private_id, "big")
+    asked = {"Accept": accept} if accept else {}
+    packed = client.get(url, auth=dev, headers={**asked, "Accept-Encoding": "gzip"})
+    assert packed.code == 200 and len(packed.body) > 1024
+    assert packed.header("Vary") == "Accept, Accept-Encoding"
+    identity_etag = hashlib.sha256(packed.body).hexdigest()[:32]
+    etag = packed.header("ETag")
+    assert etag == f'"{identity_etag}-gzip"'
+    same = client.get(url, auth=dev, headers={**asked, "Accept-Encoding": "gzip",
+                                              "If-None-Match": etag})
+    assert same.code == 304
+    client.upload_wheel(world.private_id, "big", "2.0", dev)  # the next read sees it
+    changed = client.get(url, auth=dev, headers={**asked, "Accept-Encoding": "gzip",
+                                                 "If-None-Match": etag})
+    assert changed.code == 200 and b"big-2.0-py3-none-any.whl" in changed.body
