@@ -1,4 +1,4 @@
-"""Real clients against the real daemon: twine, pip, uv and pdm, as users run them."""
+"""Real clients against the real daemon: twine, pip, uv, pdm and poetry, as users run them."""
 
 from __future__ import annotations
 
@@ -106,6 +106,28 @@ def test_pdm_publish(daemon: Daemon, tmp_path: Path) -> None:
          "-u", "__token__", "-P", daemon.token], cwd=work, env=env)
     document = daemon.get_json(f"/api/v4/projects/{project}/packages", daemon.token)
     assert [(p["name"], p["version"]) for p in document] == [("pdm-made", "1.2")]
+
+
+def test_poetry_publish(daemon: Daemon, tmp_path: Path) -> None:
+    """poetry publishes prebuilt files from dist/ to a repository set up as for GitLab."""
+    project = daemon.cli("project", "create", "acme/poetry").stdout.strip()
+    work = tmp_path / "proj"
+    make_dists(work / "dist", "poetry-made", "1.3")
+    (work / "pyproject.toml").write_text(
+        '[project]\nname = "poetry-made"\nversion = "1.3"\n'
+        '[build-system]\nrequires = ["poetry-core>=2"]\n'
+        'build-backend = "poetry.core.masonry.api"\n')
+    env = {**environment(), "POETRY_CONFIG_DIR": str(tmp_path / "poetry-config"),
+           "POETRY_CACHE_DIR": str(tmp_path / "poetry-cache"), "NO_COLOR": "1",
+           "POETRY_REPOSITORIES_PYPID_URL": upload_url(daemon, project),
+           "POETRY_HTTP_BASIC_PYPID_USERNAME": "__token__",
+           "POETRY_HTTP_BASIC_PYPID_PASSWORD": daemon.token}
+    run([str(BIN / "poetry"), "publish", "--repository", "pypid", "--no-interaction"],
+        cwd=work, env=env)
+    files = daemon.get_json(f"/api/v4/projects/{project}/packages/1/package_files",
+                            daemon.token)
+    assert sorted(f["file_name"] for f in files) == [
+        "poetry_made-1.3-py3-none-any.whl", "poetry_made-1.3.tar.gz"]
 
 
 @pytest.fixture
