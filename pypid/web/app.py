@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -407,28 +407,35 @@ class RegistryApp:
 
     async def _metadata(self, project_id: int, sha256: str) -> bytes | None:
         """Core metadata from the database (or, for files from before schema 3, a blob)."""
-        cache = self.caches.for_project(project_id)
-        key = ("meta", sha256)
-        if key in cache:
-            return cache[key]  # type: ignore[no-any-return]
-        generation = self.caches.generation
-        data: bytes | None = await self._run_db(Registry.core_metadata, sha256)
-        if data is None:
-            data = await self._run_worker(_read_blob, self._blobs, sha256)
-        if generation == self.caches.generation and data is not None:
-            self.caches.for_project(project_id)[key] = data
-        return data
+
+        async def load() -> bytes | None:
+            data: bytes | None = await self._run_db(Registry.core_metadata, sha256)
+            if data is None:
+                data = await self._run_worker(_read_blob, self._blobs, sha256)
+            return data
+
+        return await self._cached(  # type: ignore[no-any-return]
+            project_id, ("meta", sha256), load, keep_none=False)
 
     async def _file(self, project_id: int, sha256: str) -> Row | None:
+        return await self._cached(  # type: ignore[no-any-return]
+            project_id, ("file", sha256),
+            lambda: self._run_db(Registry.file_by_sha256, project_id, sha256))
+
+    async def _cached(
+        self, project_id: int, key: tuple[str, str], load: Callable[[], Awaitable[Any]],
+        keep_none: bool = True,
+    ) -> Any:
+        """The project's cached value under key, else load() kept in the cache, unless a
+        change in the meantime (the caches' generation moved) may have made it stale."""
         cache = self.caches.for_project(project_id)
-        key = ("file", sha256)
         if key in cache:
-            return cache[key]  # type: ignore[no-any-return]
+            return cache[key]
         generation = self.caches.generation
-        row: Row | None = await self._run_db(Registry.file_by_sha256, project_id, sha256)
-        if generation == self.caches.generation:
-            self.caches.for_project(project_id)[key] = row
-        return row
+        value = await load()
+        if generation == self.caches.generation and (keep_none or value is not None):
+            self.caches.for_project(project_id)[key] = value
+        return value
 
     # -- GitLab's packages API -----------------------------------------------------------------
 
