@@ -46,11 +46,7 @@ class RegistryAuthenticator:
         if known:
             return succeed(principal)
         key = (username, tokens.digest(secret))
-        generation = self._caches.generation
 
-        def remember(found: Principal | None) -> Principal | None:
-            if self._caches.generation == generation:
-                self._caches.principals.put(key, found)
-            return found
-
-        return self._run(Registry.authenticate, username, secret).addCallback(remember)
+        return Deferred.fromCoroutine(self._caches.fill(
+            lambda: self._caches.principals, key,
+            lambda: self._run(Registry.authenticate, username, secret)))

@@ -8,9 +8,9 @@ check), so a stale answer cannot outlive the change that made it stale.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -22,6 +22,16 @@ from pypid.store.registry import Registry
 K = TypeVar("K")
 V = TypeVar("V")
 WATCH_INTERVAL_SECONDS = 0.5
+# What peek() answers for a key memory does not hold (None may be a cached answer).
+MISSING: Any = object()
+
+
+class Table(Protocol):
+    """A cache's dict-like face: BoundedCache, or a project's plain dict."""
+
+    def get(self, key: Any, default: Any = None) -> Any: ...
+
+    def __setitem__(self, key: Any, value: Any) -> None: ...
 
 
 class BoundedCache(Generic[K, V]):
@@ -44,6 +54,8 @@ class BoundedCache(Generic[K, V]):
         if len(self._items) >= self._bound:
             self._items.clear()
         self._items[key] = value
+
+    __setitem__ = put
 
     def pop(self, key: K) -> None:
         self._items.pop(key, None)
@@ -83,6 +95,34 @@ class Caches:
             data = {}
             self.project_data.put(project_id, data)
         return data  # type: ignore[no-any-return]
+
+    def project_table(self, project_id: int) -> Callable[[], Table]:
+        return lambda: self.for_project(project_id)
+
+    @staticmethod
+    def peek(table: Table, key: Any) -> Any:
+        """The cached value under key, or MISSING: memory only (the fast lane)."""
+        return table.get(key, MISSING)
+
+    async def fill(
+        self, table: Callable[[], Table], key: Any, load: Callable[[], Awaitable[Any]],
+        keep: Callable[[Any], bool] = lambda value: True,
+    ) -> Any:
+        """The cached value under key, else load()'s, kept (if keep(value)) unless a change
+        in the meantime (the generation moved) may have made it stale. The one guarded
+        fill: every cache of the daemon is filled through here.
+
+        table is called again after the load: a project's dict may have been dropped and
+        made anew while the load ran.
+        """
+        value = table().get(key, MISSING)
+        if value is not MISSING:
+            return value
+        generation = self.generation
+        value = await load()
+        if generation == self.generation and keep(value):
+            table()[key] = value
+        return value
 
 
 class ChangeWatcher:

@@ -209,7 +209,7 @@ def build_service(config: Config, reactor: Any) -> PypidService:
                      max_body_size=config.max_upload_size, log_requests=config.access_log,
                      timeout=config.request_timeout, min_body_rate=config.min_upload_rate,
                      streamed_body=lambda request: streamed_body(
-                         request, blobs.new_temp, run_worker))
+                         request, blobs.new_temp, run_worker, app.router))
 
     service = PypidService(reactor, site, config.shutdown_grace)
     service.setName("pypid")

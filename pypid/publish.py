@@ -32,7 +32,15 @@ from pypid.domain.access import Principal
 from pypid.domain.names import BadName, DistributionFile, check_upload_filename
 from pypid.interfaces import IBlobStore
 from pypid.queue import BoundedQueue
-from pypid.store.registry import Conflict, FileRecord, NewFile, Registry, Row
+from pypid.store.registry import (
+    Conflict,
+    FileRecord,
+    NewFile,
+    NotFound,
+    Registry,
+    Row,
+    WriteRefused,
+)
 
 log = Logger()
 DIGEST_FIELDS = (("md5_digest", "md5"), ("sha256_digest", "sha256"),
@@ -107,6 +115,8 @@ def check_upload(blobs: IBlobStore, parse: Callable[[], forms.UploadForm]) -> Ch
         requires_python = form.first("requires_python") or (
             core.requires_python if core is not None else None
         )
+        if core is not None and not metadatas.servable(core, uploaded.filename):
+            core = None  # checked against the filename, but not advertised (PEP 658/643)
         blobs.sync_temp(uploaded.temp_path)
     except BaseException:
         blobs.discard(uploaded.temp_path)
@@ -244,15 +254,18 @@ class Publisher:
         try:
             row: Row = await self._commits.record(
                 (project["id"], checked.dist, checked.display_name, checked.version,
-                 checked.record, principal.name, project["duplicates"] == "deny"),
+                 checked.record, principal.name, principal),
                 on_commit)
-        except Conflict as error:
+        except (Conflict, WriteRefused, NotFound) as error:
+            # Refused by the transaction: nothing references the blob it brought.
             self.guard.release(keys)
             keys = []
             await self._run_db(
                 remove_unreferenced, self._blobs, self.guard, checked.record.blob_keys()
             )
-            raise UploadRefused(str(error)) from None
+            if isinstance(error, Conflict):
+                raise UploadRefused(str(error)) from None
+            raise
         finally:
             self.guard.release(keys)
             self._caches.project_changed(project["id"])

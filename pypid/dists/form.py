@@ -82,10 +82,15 @@ class FormParser:
 
     def __init__(self, content_type: str | None, new_temp: Callable[[], IO[bytes]]) -> None:
         self.form = UploadForm()
-        self._parser = multipart.PushMultipartParser(
-            boundary_of(content_type), max_header_size=8192, max_header_count=16,
-            max_segment_count=MAX_PARTS,
-        )
+        try:
+            self._parser = multipart.PushMultipartParser(
+                boundary_of(content_type), max_header_size=8192, max_header_count=16,
+                max_segment_count=MAX_PARTS,
+            )
+        except (ValueError, TypeError) as error:
+            if isinstance(error, FormError):
+                raise
+            raise FormError(f"unusable multipart boundary: {error}") from None
         self._sink = _PartSink(self.form, new_temp)
         self._failed = False
 
@@ -95,7 +100,11 @@ class FormParser:
         try:
             for event in self._parser.parse(chunk):
                 self._sink.event(event)
-        except multipart.ParserError as error:
+        except multipart.ParserLimitReached as error:
+            self.abort()
+            raise FormError(f"the upload form is too large or has too many parts: "
+                            f"{error}") from None
+        except multipart.MultipartError as error:
             self.abort()
             raise FormError(f"malformed multipart body: {error}") from None
         except BaseException:

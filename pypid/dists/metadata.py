@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from packaging.metadata import parse_email
@@ -25,22 +26,50 @@ class MetadataError(ValueError):
     """The archive or its metadata is unacceptable; the message says why."""
 
 
+# PEP 643: from Metadata-Version 2.2 on, an sdist's PKG-INFO names the fields that a build
+# may change (Dynamic); the rest are what installing it produces. These are the fields an
+# installer takes from PEP 658 metadata instead of building.
+INSTALL_FIELDS = frozenset({"requires-dist", "requires-python"})
+
+
 @dataclass(frozen=True)
 class CoreMetadata:
     raw: bytes
     name: str | None
     version: str | None
     requires_python: str | None
+    metadata_version: str | None = None
+    dynamic: frozenset[str] = frozenset()
 
 
-def _parse(raw: bytes) -> CoreMetadata:
+def parse_raw(raw: bytes) -> CoreMetadata:
     parsed, _unparsed = parse_email(raw)
     return CoreMetadata(
         raw=raw,
         name=parsed.get("name"),
         version=parsed.get("version"),
         requires_python=parsed.get("requires_python"),
+        metadata_version=parsed.get("metadata_version"),
+        dynamic=frozenset(field.lower() for field in parsed.get("dynamic") or ()),
     )
+
+
+def servable(metadata: CoreMetadata, filename: str) -> bool:
+    """May this metadata be served as the file's PEP 658 `.metadata`?
+
+    PEP 658 asks that it be exactly what installing the file produces. A wheel's METADATA
+    is that. An sdist's PKG-INFO is only from Metadata-Version 2.2 (PEP 643) and only if
+    the dependencies and Requires-Python are not Dynamic: before that, setuptools wrote
+    PKG-INFO without dependencies (they were in requires.txt), and pip, trusting the
+    advertisement, would install such a package without its dependencies.
+    """
+    if filename.endswith(".whl"):
+        return True
+    try:
+        version = Version(metadata.metadata_version or "0")
+    except InvalidVersion:
+        return False
+    return version >= Version("2.2") and not metadata.dynamic & INSTALL_FIELDS
 
 
 def _inflate_limit(archive_size: int) -> int:
@@ -50,8 +79,15 @@ def _inflate_limit(archive_size: int) -> int:
 def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     if info.file_size > MAX_METADATA_BYTES:
         raise MetadataError(f"{info.filename} is larger than {MAX_METADATA_BYTES} bytes")
-    with archive.open(info) as member:
-        data = member.read(MAX_METADATA_BYTES + 1)
+    try:
+        with archive.open(info) as member:
+            data = member.read(MAX_METADATA_BYTES + 1)
+    except (zlib.error, zipfile.BadZipFile, EOFError) as error:
+        raise MetadataError(f"{info.filename} is corrupt: {error}") from None
+    except NotImplementedError:
+        raise MetadataError(f"{info.filename} uses an unsupported compression method") from None
+    except RuntimeError:  # zipfile's word for an encrypted member
+        raise MetadataError(f"{info.filename} is encrypted") from None
     if len(data) > MAX_METADATA_BYTES:
         raise MetadataError(f"{info.filename} is larger than {MAX_METADATA_BYTES} bytes")
     return data
@@ -77,7 +113,7 @@ def wheel_metadata(path: str) -> CoreMetadata:
                     "the wheel has no .dist-info/METADATA" if not found
                     else "the wheel has more than one .dist-info/METADATA"
                 )
-            return _parse(_read_zip_member(archive, found[0]))
+            return parse_raw(_read_zip_member(archive, found[0]))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
         raise MetadataError(f"the wheel is not a valid zip archive: {error}") from None
 
@@ -91,7 +127,7 @@ def sdist_zip_metadata(path: str) -> CoreMetadata | None:
             ]
             if not found:
                 return None
-            return _parse(_read_zip_member(archive, found[0]))
+            return parse_raw(_read_zip_member(archive, found[0]))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
         raise MetadataError(f"the sdist is not a valid zip archive: {error}") from None
 
@@ -113,8 +149,8 @@ def sdist_tar_metadata(path: str, archive_size: int) -> CoreMetadata | None:
                     raise MetadataError(f"PKG-INFO is larger than {MAX_METADATA_BYTES} bytes")
                 stream = archive.extractfile(member)
                 assert stream is not None
-                return _parse(stream.read(MAX_METADATA_BYTES))
-    except (tarfile.TarError, EOFError, OSError, ValueError) as error:
+                return parse_raw(stream.read(MAX_METADATA_BYTES))
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as error:
         if isinstance(error, MetadataError):
             raise
         raise MetadataError(f"the sdist is not a valid .tar.gz archive: {error}") from None

@@ -88,3 +88,40 @@ def may(principal: Principal | None, project: ProjectAccess, action: Action) -> 
     if action is Action.read and project.visibility == "internal":
         return True
     return project.role is not None and project.role >= _ROLE_FOR[action]
+
+
+class Refusal(enum.Enum):
+    """Why a request may not go on, as GitLab answers it (SPEC.md, "Authentication")."""
+
+    unauthorized = 401  # anonymous, where the project is not anonymously readable or missing
+    forbidden = 403  # the principal may read the project, not do this
+    not_found = 404  # the principal may not even read it, or it does not exist
+
+
+def refusal(
+    principal: Principal | None, access: ProjectAccess | None, action: Action
+) -> Refusal | None:
+    """None if principal may do action on the project (access None: no such project);
+    else the one answer every lane gives. A project the principal may not read looks
+    exactly like a missing one."""
+    if access is not None and may(principal, access, action):
+        return None
+    if principal is None:
+        return Refusal.unauthorized
+    if access is not None and action is not Action.read and may(principal, access, Action.read):
+        return Refusal.forbidden
+    return Refusal.not_found
+
+
+_ROLE_NAMES = {Action.write: "developer", Action.delete: "maintainer", Action.read: "reporter"}
+
+
+def why_forbidden(principal: Principal, action: Action) -> str:
+    """What keeps a principal who may read a project from doing action (for the 403)."""
+    needed = _SCOPES_FOR[action]
+    if not principal.scopes & needed:
+        return (f"the token's scopes ({', '.join(sorted(principal.scopes))}) do not allow "
+                f"this; it needs {' or '.join(sorted(needed))}")
+    if principal.is_deploy_token:
+        return "deploy tokens may not delete or change settings"
+    return f"this needs the {_ROLE_NAMES[action]} role or higher in the project"

@@ -22,9 +22,14 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 # GitLab paths: letters, digits, '_', '-', '.'; not starting with '-' or '.', no '..'.
-_PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
-_USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
-_PEP508_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+# Always fullmatch (`$` would accept a trailing newline) and ASCII (IGNORECASE alone lets
+# the KELVIN SIGN pass as a K).
+_PATH_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", re.ASCII)
+_USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", re.ASCII)
+_PEP508_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE | re.ASCII)
+# PEP 440 allows no characters beyond these; packaging also strips surrounding spaces,
+# which pypid refuses instead of storing "1.0\n".
+_VERSION_CHARS = re.compile(r"[A-Za-z0-9.!+_-]{1,100}", re.ASCII)
 MAX_FILENAME = 255
 
 
@@ -38,7 +43,7 @@ def validate_project_path(path: str) -> tuple[str, str]:
     if len(parts) != 2:
         raise BadName(f"project path {path!r} must be NAMESPACE/NAME")
     for part in parts:
-        if not _PATH_PART.match(part) or ".." in part or part.endswith((".git", ".atom")):
+        if not _PATH_PART.fullmatch(part) or ".." in part or part.endswith((".git", ".atom")):
             raise BadName(
                 f"project path {path!r}: each part must start with a letter, digit or '_' "
                 "and contain only letters, digits, '_', '-' and '.'"
@@ -47,7 +52,7 @@ def validate_project_path(path: str) -> tuple[str, str]:
 
 
 def validate_user_name(name: str) -> str:
-    if not _USER_NAME.match(name) or ".." in name:
+    if not _USER_NAME.fullmatch(name) or ".." in name:
         raise BadName(
             f"user name {name!r} must start with a letter, digit or '_' and contain only "
             "letters, digits, '_', '-' and '.'"
@@ -57,9 +62,12 @@ def validate_user_name(name: str) -> str:
 
 def normalize_package_name(name: str) -> NormalizedName:
     """PEP 503 normalization of a valid distribution name; refuses invalid ones."""
-    if not _PEP508_NAME.match(name):
+    if not _PEP508_NAME.fullmatch(name):
         raise BadName(f"{name!r} is not a valid package name")
-    return canonicalize_name(name, validate=True)
+    try:
+        return canonicalize_name(name, validate=True)
+    except InvalidName:
+        raise BadName(f"{name!r} is not a valid package name") from None
 
 
 def is_normalized(name: str) -> bool:
@@ -106,6 +114,8 @@ def parse_distribution_filename(filename: str) -> DistributionFile:
 
 
 def parse_version(text: str) -> Version:
+    if not _VERSION_CHARS.fullmatch(text):
+        raise BadName(f"{text!r} is not a valid version (PEP 440)")
     try:
         return Version(text)
     except InvalidVersion:

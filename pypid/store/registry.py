@@ -7,6 +7,7 @@ one `BEGIN IMMEDIATE` transaction, so a crash leaves the old state or the new on
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +17,15 @@ from typing import Any
 import sqlite_utils
 
 from pypid.domain import tokens
-from pypid.domain.access import VISIBILITIES, Principal, ProjectAccess, Role
+from pypid.domain.access import (
+    VISIBILITIES,
+    Action,
+    Principal,
+    ProjectAccess,
+    Refusal,
+    Role,
+    refusal,
+)
 from pypid.domain.names import (
     BadName,
     DistributionFile,
@@ -47,6 +56,14 @@ class Invalid(StoreError):
     pass
 
 
+class WriteRefused(StoreError):
+    """What a write's own transaction read refuses it (a token revoked, a role lowered)."""
+
+    def __init__(self, refused: Refusal) -> None:
+        super().__init__(refused.name)
+        self.refusal = refused
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -73,8 +90,9 @@ class FileRecord:
 
 
 # add_file's arguments: project id, distribution, display name, version, file record,
-# uploader, deny duplicates.
-NewFile = tuple[int, DistributionFile, str, str, FileRecord, str, bool]
+# uploader's name, and the principal whose right to write the transaction checks again
+# (None: a trusted local caller, such as the CLI or a test).
+NewFile = tuple[int, DistributionFile, str, str, FileRecord, str, "Principal | None"]
 
 
 def _usable(row: Row, secret: str, now: datetime) -> bool:
@@ -224,6 +242,34 @@ class Registry:
             )
             role = Role[row["role"]] if row else None
         return ProjectAccess(project["id"], project["visibility"], role)
+
+    def _check_writer(self, project: Row, writer: Principal) -> None:
+        """Raise WriteRefused unless writer, as the database has it now, may upload."""
+        fresh = self._current(writer)
+        if fresh is None:
+            raise WriteRefused(Refusal.unauthorized)
+        refused = refusal(fresh, self.project_access(project, fresh), Action.write)
+        if refused is not None:
+            raise WriteRefused(refused)
+
+    def _current(self, principal: Principal) -> Principal | None:
+        """principal re-read from its token row: None if revoked or expired since."""
+        if principal.token_id is None:
+            return principal
+        now = self._now()
+        if principal.is_deploy_token:
+            row = self._one("SELECT scopes, expires_at, project_id FROM deploy_tokens "
+                            "WHERE id = ? AND revoked = 0", (principal.token_id,))
+        else:
+            row = self._one(
+                "SELECT t.scopes, t.expires_at, u.is_admin FROM personal_access_tokens t "
+                "JOIN users u ON u.id = t.user_id WHERE t.id = ? AND t.revoked = 0",
+                (principal.token_id,))
+        if row is None or tokens.is_expired(row["expires_at"], now):
+            return None
+        return dataclasses.replace(
+            principal, scopes=frozenset(row["scopes"].split(",")),
+            is_admin=bool(row.get("is_admin", principal.is_admin)))
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -384,15 +430,15 @@ class Registry:
 
     def add_file(
         self, project_id: int, dist: DistributionFile, display_name: str, version: str,
-        record: FileRecord, uploader: str, deny_duplicates: bool,
+        record: FileRecord, uploader: str, writer: Principal | None = None,
     ) -> Row:
         """Record an accepted file (its blob is already durable); returns the file row.
 
-        With deny_duplicates, a filename the project already has is refused (Conflict).
+        If the project denies duplicates, a filename it already has is refused (Conflict).
         """
         with self.write():
             return self._add_file_rows(project_id, dist, display_name, version, record,
-                                       uploader, deny_duplicates)
+                                       uploader, writer)
 
     def add_files(self, uploads: list[NewFile]) -> list[Row | Exception]:
         """Record several accepted files in one transaction (one commit, one fsync): each
@@ -405,7 +451,7 @@ class Registry:
                 self.db.execute("SAVEPOINT upload")
                 try:
                     results.append(self._add_file_rows(*upload))
-                except (Conflict, sqlite3.IntegrityError) as error:
+                except (Conflict, WriteRefused, NotFound, sqlite3.IntegrityError) as error:
                     self.db.execute("ROLLBACK TO upload")
                     results.append(error)
                 self.db.execute("RELEASE upload")
@@ -413,11 +459,18 @@ class Registry:
 
     def _add_file_rows(
         self, project_id: int, dist: DistributionFile, display_name: str, version: str,
-        record: FileRecord, uploader: str, deny_duplicates: bool,
+        record: FileRecord, uploader: str, writer: Principal | None,
     ) -> Row:
+        # What decides the write is read here, in its own transaction, not taken from the
+        # daemon's caches, which may be a moment behind the admin CLI.
+        project = self._one("SELECT * FROM projects WHERE id = ?", (project_id,))
+        if project is None:
+            raise NotFound("Project Not Found")
+        if writer is not None:
+            self._check_writer(project, writer)
         now = timestamp(self._now())
         key = version_key(dist.version)
-        if deny_duplicates and self._one(
+        if project["duplicates"] == "deny" and self._one(
             "SELECT 1 AS found FROM package_files WHERE project_id = ? AND filename = ?",
             (project_id, record.filename),
         ):
@@ -472,11 +525,13 @@ class Registry:
             (project_id, name, project_id, name),
         ))
 
-    def file_by_sha256(self, project_id: int, sha256: str) -> Row | None:
+    def file_by_name(self, project_id: int, sha256: str, filename: str) -> Row | None:
+        """The file at .../files/SHA256/FILENAME: both must match (equal bytes may be
+        uploaded under several names, each its own file)."""
         return self._one(
-            "SELECT * FROM package_files WHERE project_id = ? AND sha256 = ? "
+            "SELECT * FROM package_files WHERE project_id = ? AND sha256 = ? AND filename = ? "
             "ORDER BY id DESC LIMIT 1",
-            (project_id, sha256),
+            (project_id, sha256, filename),
         )
 
     # -- the packages API ------------------------------------------------------------------

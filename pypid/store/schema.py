@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -62,6 +63,9 @@ def upgrade(conn: sqlite3.Connection, database_path: Path | None, target: int | 
                 continue
             for statement in _statements(sql):
                 conn.execute(statement)
+            step = STEPS.get(number)
+            if step is not None:
+                step(conn)
             conn.execute(f"PRAGMA user_version = {number:d}")
             conn.execute("COMMIT")
         except BaseException:
@@ -81,3 +85,24 @@ def _statements(sql: str) -> list[str]:
     if buffer.strip() and not buffer.strip().startswith("--"):
         statements.append(buffer.strip())
     return [statement for statement in statements if statement]
+
+
+def _judge_sdist_metadata(conn: sqlite3.Connection) -> None:
+    """Version 4: drop the .metadata advertisement of sdists that PEP 643 does not back."""
+    from pypid.dists.metadata import parse_raw, servable
+
+    rows = conn.execute(
+        "SELECT f.id, f.filename, m.content FROM package_files f LEFT JOIN core_metadata m "
+        "ON m.sha256 = f.metadata_sha256 WHERE f.packagetype = 'sdist' "
+        "AND f.metadata_sha256 IS NOT NULL"
+    ).fetchall()
+    for file_id, filename, content in rows:
+        if content is None or not servable(parse_raw(bytes(content)), filename):
+            conn.execute("UPDATE package_files SET metadata_sha256 = NULL WHERE id = ?",
+                         (file_id,))
+    conn.execute("DELETE FROM core_metadata WHERE sha256 NOT IN (SELECT metadata_sha256 "
+                 "FROM package_files WHERE metadata_sha256 IS NOT NULL)")
+
+
+# Python steps run after a version's SQL, in its transaction.
+STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {4: _judge_sdist_metadata}

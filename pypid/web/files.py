@@ -8,7 +8,6 @@ here, from the page cache in practice, as the transport asks for them.
 from __future__ import annotations
 
 import os
-import re
 from typing import IO, Any
 
 from twisted.internet.interfaces import IPushProducer
@@ -19,32 +18,10 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from pypid.web import wire
+from pypid.web.negotiation import byte_range, not_modified
 
 CHUNK = 256 * 1024
 log = Logger()
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
-    """(start, end inclusive) for one satisfiable range; None: no/ignored range; False: 416."""
-    if header is None:
-        return None
-    match = _RANGE.match(header.strip())
-    if match is None:
-        return None  # multiple or odd ranges: answer with the whole file (allowed by RFC 9110)
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if not first:
-        length = int(last)
-        if length == 0:
-            return False
-        return max(0, size - length), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if start >= size or end < start:
-        return False
-    return start, min(end, size - 1)
 
 
 @implementer(IPushProducer)
@@ -194,24 +171,23 @@ def _prepare(
     request.setHeader(b"Cache-Control", b"private, max-age=31536000, immutable")
     disposition = filename.replace('"', "").encode("utf-8", "replace")
     request.setHeader(b"Content-Disposition", b'attachment; filename="' + disposition + b'"')
-    if etag in (request.getHeader(b"if-none-match") or b"").split(b", "):
+    if not_modified(request.getHeader(b"if-none-match"), etag):
         request.setResponseCode(304)
         return None
     wanted = None
     if_range = request.getHeader(b"if-range")
     if if_range is None or if_range == etag:
-        header = request.getHeader(b"range")
-        wanted = parse_range(header.decode("latin-1") if header else None, size)
+        wanted = byte_range(request.getHeader(b"range"), size)
     if wanted is False:
         request.setResponseCode(416)
         request.setHeader(b"Content-Range", b"bytes */%d" % size)
         return None
     start, length = 0, size
     if isinstance(wanted, tuple):
-        start, end = wanted
-        length = end - start + 1
+        start, length = wanted
         request.setResponseCode(206)
-        request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
+        request.setHeader(b"Content-Range",
+                          b"bytes %d-%d/%d" % (start, start + length - 1, size))
     request.setHeader(b"Content-Length", b"%d" % length)
     if request.method == b"HEAD" or length == 0:
         return None

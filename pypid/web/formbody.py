@@ -14,10 +14,9 @@ small upload costs no extra thread hop.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -25,9 +24,11 @@ from twisted.python.failure import Failure
 
 from pypid.dists.form import FormError, FormParser, UploadForm
 
+if TYPE_CHECKING:
+    from pypid.web.routes import Router
+
 BATCH = 256 * 1024
 HIGH_WATER = 1024 * 1024
-UPLOAD_PATH = re.compile(rb"^/api/v4/projects/([^/]+)/packages/pypi/?$")
 
 log = Logger()
 
@@ -162,15 +163,19 @@ class StreamedFormBody:
 
 
 def streamed_body(
-    request: Any, new_temp: Callable[[], IO[bytes]], run: Callable[..., Deferred[Any]]
+    request: Any, new_temp: Callable[[], IO[bytes]], run: Callable[..., Deferred[Any]],
+    router: Router,
 ) -> StreamedFormBody | None:
-    """A streamed body for an upload form POST, called when its headers are in (before
-    Twisted has set the request's method and path); None: spool it as any other body."""
+    """A streamed body for a POST to an endpoint whose body is an upload form (the route
+    table says which), called when its headers are in (before Twisted has set the
+    request's method and path); None: spool it as any other body."""
     channel = request.channel
     path = getattr(channel, "_path", None)  # Twisted keeps the request line here till then
-    if getattr(channel, "_command", None) != b"POST" or not isinstance(path, bytes):
+    command = getattr(channel, "_command", None)
+    if not isinstance(command, bytes) or not isinstance(path, bytes):
         return None
-    if UPLOAD_PATH.match(path.split(b"?", 1)[0]) is None:
+    endpoint = router.match(command, path.split(b"?", 1)[0]).endpoint
+    if endpoint is None or not endpoint.streams_body:
         return None
     content_type = request.requestHeaders.getRawHeaders(b"content-type", [None])[0]
     try:

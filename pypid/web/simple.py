@@ -9,7 +9,6 @@ about 7 to 1.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import json
@@ -22,11 +21,8 @@ from packaging.version import InvalidVersion, Version
 from twisted.web.iweb import IRequest
 
 from pypid.store.registry import Registry
+from pypid.web.negotiation import JSON_V1, accepts_gzip, not_modified
 
-HTML = "text/html"
-HTML_V1 = "application/vnd.pypi.simple.v1+html"
-JSON_V1 = "application/vnd.pypi.simple.v1+json"
-_OFFERED = (JSON_V1, HTML_V1, HTML)
 API_VERSION = "1.1"
 
 
@@ -42,71 +38,6 @@ class Page:
     gzip_etag: bytes = b""  # a variant's ETag differs from the identity body's (RFC 9110)
 
 
-def accepts_gzip(header: bytes | None) -> bool:
-    """Does an Accept-Encoding header allow gzip (by name or by *, with q above 0)?"""
-    return header is not None and _accepts_gzip_cached(header)
-
-
-@functools.lru_cache(maxsize=256)
-def _accepts_gzip_cached(header: bytes) -> bool:
-    named = wildcard = None
-    for item in header.decode("latin-1").lower().split(","):
-        coding, *params = (part.strip() for part in item.split(";"))
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if coding in ("gzip", "x-gzip"):
-            named = quality > 0
-        elif coding == "*":
-            wildcard = quality > 0
-    return named if named is not None else bool(wildcard)
-
-
-def negotiate_header(accept: bytes | None) -> str | None:
-    """negotiate() for a raw header; the answers are memoized (clients send few variants)."""
-    return _negotiate_cached(accept)
-
-
-@functools.lru_cache(maxsize=512)
-def _negotiate_cached(accept: bytes | None) -> str | None:
-    return negotiate(accept.decode("latin-1") if accept else None)
-
-
-def negotiate(accept: str | None) -> str | None:
-    """The media type to answer with; HTML when nothing is asked; None: nothing acceptable."""
-    if not accept:
-        return HTML
-    best: tuple[float, int, str] | None = None
-    for position, item in enumerate(accept.split(",")):
-        media, *params = (part.strip() for part in item.split(";"))
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        media = media.lower()
-        if media in ("*/*", "text/*", "application/*"):
-            candidates = {"*/*": [HTML], "text/*": [HTML], "application/*": [JSON_V1]}[media]
-        elif media in _OFFERED:
-            candidates = [media]
-        else:
-            continue
-        for candidate in candidates:
-            # Higher quality wins; at equal quality the client's order, then JSON first.
-            rank = (quality, -position, candidate)
-            if quality > 0 and (best is None or rank[:2] > best[:2]):
-                best = rank
-    return best[2] if best else None
-
-
 def write_page(request: IRequest, page: Page) -> bytes:
     """The headers of a page answer, and its body (or 304 if the client has it)."""
     request.setHeader(b"Vary", b"Accept, Accept-Encoding")
@@ -114,7 +45,7 @@ def write_page(request: IRequest, page: Page) -> bytes:
     etag = page.gzip_etag if gzipped else page.etag
     request.setHeader(b"ETag", etag)
     request.setHeader(b"Cache-Control", b"private, max-age=0, must-revalidate")
-    if etag in (request.getHeader(b"if-none-match") or b"").split(b", "):
+    if not_modified(request.getHeader(b"if-none-match"), etag):
         request.setResponseCode(304)
         return b""
     request.setHeader(b"Content-Type", page.content_type)

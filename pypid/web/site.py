@@ -1,10 +1,16 @@
-"""The Site and Request pypid serves with: bodies spooled to the data dir, size-capped.
+"""The Site, Channel and Request pypid serves with: bodies spooled to the data dir and
+size-capped in one place, slow clients cut.
 
 twisted.web would otherwise keep small bodies in memory, spool big ones to $TMPDIR (maybe
 RAM), parse multipart forms on the reactor, and accept bodies of any size (STYLE.md
 pitfalls 1-3). Here a body goes to an unlinked temp file in the data dir; once it passes
 the upload limit, by Content-Length or counted as chunks stream in, the rest is discarded
-unread-into-storage and the route answers 413.
+unread-into-storage and the route answers 413 (`PypidRequest.body_refusal`). A client
+that announces such a body with `Expect: 100-continue` gets the 413 instead of the 100.
+
+Twisted's idle timeout restarts with every byte, so a client sending one header line (or
+byte) every few seconds would hold a connection for good: the channel cuts a request
+whose headers are not all in after the request timeout.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ from typing import IO, Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.web import server
+from twisted.web import http, server
 from twisted.web.resource import IResource
+
+from pypid.web.errors import HTTPError, raw_response
 
 IN_MEMORY_BODY = 64 * 1024
 
@@ -94,6 +102,15 @@ class PypidRequest(server.Request):
     body_too_large: int | None = None  # bytes announced or received, once over the limit
     body_received = 0
     body_error: OSError | None = None  # the body could not be spooled
+
+    def body_refusal(self) -> BaseException | None:
+        """Why the body cannot be used: over the upload limit (413), or it could not be
+        stored (the OSError: a full disk is 507); None if it is fine."""
+        if self.body_error is not None:
+            return self.body_error
+        if self.body_too_large is not None:
+            return self.pypid_site.too_large(self.body_too_large)
+        return None
 
     @property
     def pypid_site(self) -> PypidSite:
@@ -176,8 +193,68 @@ class PypidRequest(server.Request):
 BODY_RATE_GRACE = 10.0
 
 
+class PypidChannel(http.HTTPChannel):
+    """HTTPChannel with a deadline for a request's headers, and no `100 Continue` for a
+    body that will be refused."""
+
+    _headers_started: float | None = None
+    _in_body = False
+    _log = Logger()
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._in_body and not self._handlingRequest and self._headers_late():
+            return
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> Any:
+        if self._headers_late():
+            return None
+        return super().lineReceived(line)
+
+    def _headers_late(self) -> bool:
+        """Start the headers' clock, or, once it has run past the timeout, cut."""
+        limit = self.timeOut
+        if not limit:
+            return False
+        now = self.site.reactor.seconds()  # type: ignore[attr-defined]
+        if self._headers_started is None:
+            self._headers_started = now
+            return False
+        if now - self._headers_started <= limit:
+            return False
+        self._log.info("dropping a client whose request headers took over {limit} s",
+                       limit=limit)
+        self._headers_started = None
+        self._in_body = True  # ignore whatever else arrives before the close
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+        return True
+
+    def allHeadersReceived(self) -> None:
+        self._headers_started = None
+        self._in_body = True
+        super().allHeadersReceived()
+
+    def allContentReceived(self) -> None:
+        self._in_body = False
+        super().allContentReceived()
+
+    def _send100Continue(self) -> None:
+        # Checked against Twisted 25.5-26.10: allHeadersReceived calls this after
+        # gotLength, which has judged the announced length.
+        request = self.requests[-1] if self.requests else None
+        refused = request.body_refusal() if isinstance(request, PypidRequest) else None
+        if isinstance(refused, HTTPError):
+            self.transport.write(raw_response(refused))  # type: ignore[union-attr]
+            self.loseConnection()
+            return
+        super()._send100Continue()
+
+
 class PypidSite(server.Site):
     requestFactory = PypidRequest
+    # Plain HTTP/1.1; TLS and HTTP/2 belong to the proxy in front.
+    protocol = PypidChannel  # type: ignore[assignment]
 
     access_log = Logger(namespace="pypid.access")
 
@@ -212,6 +289,9 @@ class PypidSite(server.Site):
                 path=request.path.decode("ascii", "replace"),
                 code=request.code, length=request.sentLength,
             )
+
+    def too_large(self, size: int) -> HTTPError:
+        return HTTPError(413, f"File too large: {size} bytes, limit {self.max_body_size}")
 
     def request_done(self, _: object) -> None:
         self.in_flight -= 1

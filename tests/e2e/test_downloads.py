@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pypid.web.fastlane import DIRECT_MIN
+from pypid.web.pypi import DIRECT_MIN
 from tests.dists import upload_form, wheel_bytes, wheel_filename
 from tests.e2e.daemon import Daemon
 from tests.e2e.test_uploads import post

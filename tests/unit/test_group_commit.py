@@ -22,12 +22,12 @@ def registry(tmp_path: Path) -> Registry:
     return registry
 
 
-def new_file(project: int, version: str, deny: bool = False, content: str = "") -> NewFile:
+def new_file(project: int, version: str, content: str = "") -> NewFile:
     filename = f"pkg-{version}-py3-none-any.whl"
     sha = hashlib.sha256((filename + content).encode()).hexdigest()
     record = FileRecord(filename, sha, "0" * 32, "0" * 64, 10, None, None)
     return (project, check_upload_filename(filename, "pkg", version), "pkg", version, record,
-            "root", deny)
+            "root", None)
 
 
 class DatabaseThread(ManualRunner):
@@ -53,7 +53,7 @@ def test_uploads_arriving_during_a_commit_share_the_next(registry: Registry) -> 
     answers: list[Row | BaseException] = []
 
     def record(version: str, content: str = "") -> None:
-        done = commits.record(new_file(project, version, deny=True, content=content),
+        done = commits.record(new_file(project, version, content=content),
                               lambda row: recorded.append(row["filename"]))
         done.addCallbacks(answers.append, lambda failure: answers.append(failure.value))
 

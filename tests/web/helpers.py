@@ -54,8 +54,9 @@ class Client:
         agent = self.treq._agent
         self.site = PypidSite(
             harness.app.resource(), spool_dir=harness.blobs.temp_dir,
-            max_body_size=harness.app._max_upload_size, reactor=agent._memoryReactor,
-            streamed_body=lambda request: streamed_body(request, harness.blobs.new_temp, run_now)
+            max_body_size=harness.app.services.max_upload_size, reactor=agent._memoryReactor,
+            streamed_body=lambda request: streamed_body(
+                request, harness.blobs.new_temp, run_now, harness.app.router)
             if streamed else None,
         )
         agent._serverFactory = self.site

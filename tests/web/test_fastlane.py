@@ -27,13 +27,14 @@ def counted(world: World) -> tuple[World, list[Any]]:
                         world.tokens["dev"])
     calls: list[Any] = []
     app = world.client.harness.app
-    original = app._run_db
+    original = app.services.run_db
 
     def counting(function: Any, *args: Any) -> Any:
         calls.append(function)
         return original(function, *args)
 
-    app._run_db = counting  # type: ignore[method-assign]
+    app.services.run_db = counting
+    app.gate._run_db = counting
     return world, calls
 
 

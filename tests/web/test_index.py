@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pypid.web.simple import accepts_gzip, negotiate
+from pypid.web.negotiation import accepts_gzip, media_type
 from tests.dists import wheel_bytes
 from tests.web.conftest import World
 from tests.web.helpers import new_client, parse_links
@@ -139,7 +139,7 @@ def test_etag_revalidation(loaded: World) -> None:
 )
 def test_negotiation(accept: str | None, chosen: str | None) -> None:
     """Content negotiation honours q-values, defaults to HTML, and refuses the unservable."""
-    assert negotiate(accept) == chosen
+    assert media_type(accept.encode() if accept else None) == chosen
 
 
 def test_unacceptable_accept_is_406(loaded: World) -> None:

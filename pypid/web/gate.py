@@ -1,0 +1,147 @@
+"""The gate: ban -> credentials -> principal -> project -> access -> allowed, written once.
+
+Two faces on the same steps and the same caches:
+- `peek`: memory only, for the fast lane. It answers only "allowed, here is who and what";
+  anything it cannot tell from memory, and every refusal, is None, and the request goes
+  to the Klein routes, whose `resolve` gives the answer.
+- `resolve`: fills the caches (through `Caches.fill`) and raises the refusal GitLab
+  would give; 401/403/404 come from `domain.access.refusal` and `errors.for_refusal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.web.iweb import IRequest
+
+from pypid.caches import MISSING, Caches
+from pypid.domain.access import Action, Principal, ProjectAccess, refusal
+from pypid.interfaces import IAuthenticator
+from pypid.store.registry import NotFound, Registry, Row
+from pypid.web.credentials import Credentials, credentials_from
+from pypid.web.errors import HTTPError, for_refusal, unauthorized
+from pypid.web.ratelimit import FailedAuthLimiter
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What the gate let through: the project (None for endpoints without one) and who."""
+
+    project: Row | None
+    principal: Principal | None
+
+
+def client_address(request: IRequest) -> str:
+    address = request.getClientAddress()
+    return str(getattr(address, "host", "local"))
+
+
+class Gate:
+    def __init__(
+        self, authenticator: IAuthenticator, run_db: Callable[..., Deferred[Any]],
+        caches: Caches, limiter: FailedAuthLimiter | None = None,
+    ) -> None:
+        self._auth = authenticator
+        self._run_db = run_db
+        self._caches = caches
+        self.limiter = limiter
+
+    # -- memory only -------------------------------------------------------------------
+
+    def peek(self, request: IRequest, ref: str | None, action: Action) -> Allowed | None:
+        limiter = self.limiter
+        if limiter is not None and limiter.bans and limiter.banned_for(
+                client_address(request)) is not None:
+            return None
+        try:
+            credentials = credentials_from(request)
+        except HTTPError:
+            return None
+        principal = None
+        if credentials is not None:
+            known, principal = self._auth.cached(credentials.username, credentials.secret)
+            if not known or principal is None:
+                return None
+        if ref is None:
+            return Allowed(None, principal)
+        project = self._caches.peek(self._caches.projects, ref)
+        if project is MISSING or project is None:
+            return None
+        access = self._peek_access(project, principal)
+        if access is None or refusal(principal, access, action) is not None:
+            return None
+        return Allowed(project, principal)
+
+    def _peek_access(self, project: Row, principal: Principal | None) -> ProjectAccess | None:
+        if _needs_no_role(principal):
+            return ProjectAccess(project["id"], project["visibility"], None)
+        assert principal is not None and principal.user_id is not None
+        found = self._caches.peek(self._caches.roles, (project["id"], principal.user_id))
+        return None if found is MISSING else found
+
+    # -- everything else ---------------------------------------------------------------
+
+    async def resolve(self, request: IRequest, ref: str | None, action: Action) -> Allowed:
+        """Who and what, or the refusal (HTTPError) every lane gives."""
+        principal = await self.principal(request)
+        if ref is None:
+            return Allowed(None, principal)
+        project = await self._project(ref)
+        access = None if project is None else await self._access(project, principal)
+        refused = refusal(principal, access, action)
+        if refused is not None:
+            raise for_refusal(refused, principal, action)
+        return Allowed(project, principal)
+
+    async def principal(self, request: IRequest) -> Principal | None:
+        """The request's principal (None: anonymous); 429 for banned addresses, 401 for
+        credentials that are malformed or no good (each counted as a failed sign-in)."""
+        address = client_address(request)
+        if self.limiter is not None:
+            left = self.limiter.banned_for(address)
+            if left is not None:
+                raise HTTPError(
+                    429, "Too Many Requests: too many failed sign-ins from your address",
+                    {b"Retry-After": b"%d" % max(1, int(left))})
+        try:
+            credentials: Credentials | None = credentials_from(request)
+        except HTTPError:
+            self._failed_sign_in(address)
+            raise
+        if credentials is None:
+            return None
+        principal = await self._auth.authenticate(credentials.username, credentials.secret)
+        if principal is None:
+            self._failed_sign_in(address)
+            raise unauthorized("Unauthorized: invalid, expired or revoked token")
+        return principal
+
+    def _failed_sign_in(self, address: str) -> None:
+        if self.limiter is not None:
+            self.limiter.failed(address)
+
+    async def _project(self, ref: str) -> Row | None:
+        async def load() -> Row | None:
+            try:
+                return await self._run_db(Registry.project, ref)  # type: ignore[no-any-return]
+            except NotFound:
+                return None
+
+        return await self._caches.fill(  # type: ignore[no-any-return]
+            lambda: self._caches.projects, ref, load)
+
+    async def _access(self, project: Row, principal: Principal | None) -> ProjectAccess:
+        if _needs_no_role(principal):
+            return ProjectAccess(project["id"], project["visibility"], None)
+        assert principal is not None and principal.user_id is not None
+        return await self._caches.fill(  # type: ignore[no-any-return]
+            lambda: self._caches.roles, (project["id"], principal.user_id),
+            lambda: self._run_db(Registry.project_access, project, principal))
+
+
+def _needs_no_role(principal: Principal | None) -> bool:
+    """Anonymous, deploy tokens and admins: the rules need no membership row."""
+    return principal is None or principal.user_id is None or principal.is_admin

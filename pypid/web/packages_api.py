@@ -1,0 +1,207 @@
+"""GitLab's packages API for a project: list, show, files, delete, yank, settings.
+
+Handlers run after the gate (the route table names the action each needs).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import urlencode
+
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from pypid.blobs.guard import BlobGuard
+from pypid.interfaces import IBlobStore
+from pypid.publish import remove_unreferenced
+from pypid.store.registry import Registry, Row
+from pypid.web.errors import HTTPError
+from pypid.web.gate import Allowed
+from pypid.web.services import Services, json_answer, json_body
+
+log = Logger()
+MAX_PER_PAGE = 100
+MAX_PAGE = 2**31
+
+
+def _package_json(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["display_name"], "version": row["version"],
+            "package_type": "pypi", "status": "default", "created_at": row["created_at"],
+            "tags": [], "pipelines": []}
+
+
+def _file_json(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "package_id": row["package_id"],
+            "created_at": row["upload_time"], "file_name": row["filename"],
+            "size": row["size"], "file_md5": row["md5"], "file_sha1": None,
+            "file_sha256": row["sha256"], "pipelines": [],
+            "yanked": bool(row["yanked"]), "yanked_reason": row["yanked_reason"]}
+
+
+def _settings_json(project: Row) -> dict[str, Any]:
+    return {"pypi_duplicates_allowed": project["duplicates"] == "allow"}
+
+
+def _page_args(request: IRequest) -> tuple[int, int]:
+    def number(name: bytes, default: int) -> int:
+        values = request.args.get(name)
+        if not values:
+            return default
+        try:
+            value = int(values[0][:20])
+        except ValueError:
+            raise HTTPError(400, f"Bad request - {name.decode()} is invalid") from None
+        if value < 1:
+            raise HTTPError(400, f"Bad request - {name.decode()} is invalid")
+        return value
+
+    return min(number(b"page", 1), MAX_PAGE), min(number(b"per_page", 20), MAX_PER_PAGE)
+
+
+def _project(allowed: Allowed) -> Row:
+    assert allowed.project is not None
+    return allowed.project
+
+
+async def list_packages(services: Services, request: IRequest, allowed: Allowed) -> bytes:
+    project = _project(allowed)
+    page, per_page = _page_args(request)
+    package_type = (request.args.get(b"package_type") or [b"pypi"])[0]
+    name = (request.args.get(b"package_name") or [b""])[0].decode("utf-8", "replace")
+    if package_type != b"pypi":
+        rows, total = [], 0
+    else:
+        rows, total = await services.run_db(
+            Registry.list_packages, project["id"], name or None, page, per_page)
+    pages = max(1, math.ceil(total / per_page))
+    headers = {b"X-Page": page, b"X-Per-Page": per_page, b"X-Total": total,
+               b"X-Total-Pages": pages, b"X-Next-Page": page + 1 if page < pages else "",
+               b"X-Prev-Page": page - 1 if page > 1 else ""}
+    for header, value in headers.items():
+        request.setHeader(header, str(value).encode())
+    links = []
+    base = request.path.decode("latin-1")
+    for rel, number in (("first", 1), ("last", pages),
+                        ("next", page + 1 if page < pages else None),
+                        ("prev", page - 1 if page > 1 else None)):
+        if number is not None:
+            query = urlencode({"page": number, "per_page": per_page})
+            links.append(f'<{base}?{query}>; rel="{rel}"')
+    request.setHeader(b"Link", ", ".join(links).encode("latin-1"))
+    return json_answer(request, [_package_json(row) for row in rows])
+
+
+async def get_package(
+    services: Services, request: IRequest, allowed: Allowed, package_id: int
+) -> bytes:
+    row = await services.store(Registry.package, _project(allowed)["id"], package_id)
+    return json_answer(request, _package_json(row))
+
+
+async def package_files(
+    services: Services, request: IRequest, allowed: Allowed, package_id: int
+) -> bytes:
+    await services.store(Registry.package, _project(allowed)["id"], package_id)
+    rows = await services.run_db(Registry.package_files, package_id)
+    return json_answer(request, [_file_json(row) for row in rows])
+
+
+async def delete_package(
+    services: Services, request: IRequest, allowed: Allowed, package_id: int
+) -> bytes:
+    project, principal = _project(allowed), allowed.principal
+    package = await services.store(
+        _delete_package, services.blobs, services.publisher.guard, project["id"], package_id)
+    services.caches.project_changed(project["id"])
+    log.info("{user} deleted package {name} {version} of project {project}",
+             user=principal.name if principal else None, name=package["name"],
+             version=package["version"], project=project["path"])
+    services.audit(request, principal, "delete_package", project=project["path"],
+                   package=package["name"], version=package["version"])
+    request.setResponseCode(204)
+    return b""
+
+
+async def delete_file(
+    services: Services, request: IRequest, allowed: Allowed, package_id: int, file_id: int
+) -> bytes:
+    project, principal = _project(allowed), allowed.principal
+    row = await services.store(
+        _delete_file, services.blobs, services.publisher.guard, project["id"], package_id,
+        file_id)
+    services.caches.project_changed(project["id"])
+    log.info("{user} deleted file {filename} of project {project}",
+             user=principal.name if principal else None, filename=row["filename"],
+             project=project["path"])
+    services.audit(request, principal, "delete_file", project=project["path"],
+                   filename=row["filename"], sha256=row["sha256"])
+    request.setResponseCode(204)
+    return b""
+
+
+async def yank(
+    services: Services, request: IRequest, allowed: Allowed, package_id: int
+) -> bytes:
+    return await _set_yanked(services, request, allowed, package_id, True)
+
+
+async def unyank(
+    services: Services, request: IRequest, allowed: Allowed, package_id: int
+) -> bytes:
+    return await _set_yanked(services, request, allowed, package_id, False)
+
+
+async def _set_yanked(
+    services: Services, request: IRequest, allowed: Allowed, package_id: int, yanked: bool
+) -> bytes:
+    project, principal = _project(allowed), allowed.principal
+    options = json_body(request)
+    reason, filename = options.get("reason"), options.get("file_name")
+    if reason is not None and not isinstance(reason, str):
+        raise HTTPError(400, "Bad request - reason must be a string")
+    if filename is not None and not isinstance(filename, str):
+        raise HTTPError(400, "Bad request - file_name must be a string")
+    package = await services.store(Registry.package, project["id"], package_id)
+    await services.store(Registry.set_yanked, project["id"], package["name"],
+                         package["version"], filename, yanked, reason)
+    services.caches.project_changed(project["id"])
+    services.audit(request, principal, "yank" if yanked else "unyank",
+                   project=project["path"], package=package["name"],
+                   version=package["version"], file=filename, reason=reason)
+    rows = await services.run_db(Registry.package_files, package_id)
+    return json_answer(request, [_file_json(row) for row in rows])
+
+
+async def get_settings(services: Services, request: IRequest, allowed: Allowed) -> bytes:
+    return json_answer(request, _settings_json(_project(allowed)))
+
+
+async def put_settings(services: Services, request: IRequest, allowed: Allowed) -> bytes:
+    project, principal = _project(allowed), allowed.principal
+    duplicates_allowed = json_body(request).get("pypi_duplicates_allowed")
+    if not isinstance(duplicates_allowed, bool):
+        raise HTTPError(400, "Bad request - pypi_duplicates_allowed must be true or false")
+    project = await services.store(
+        Registry.set_duplicates, project["id"], "allow" if duplicates_allowed else "deny")
+    services.caches.clear()  # the project row itself is cached under every reference
+    services.audit(request, principal, "settings", project=project["path"],
+                   duplicates=project["duplicates"])
+    return json_answer(request, _settings_json(project))
+
+
+def _delete_package(
+    registry: Registry, blobs: IBlobStore, guard: BlobGuard, project_id: int, package_id: int
+) -> Row:
+    package, keys = registry.delete_package(project_id, package_id)
+    remove_unreferenced(registry, blobs, guard, keys)
+    return package
+
+
+def _delete_file(
+    registry: Registry, blobs: IBlobStore, guard: BlobGuard, project_id: int, package_id: int,
+    file_id: int,
+) -> Row:
+    row, keys = registry.delete_file(project_id, package_id, file_id)
+    remove_unreferenced(registry, blobs, guard, keys)
+    return row

@@ -1,0 +1,271 @@
+"""The PyPI endpoints of a project: upload, the simple index, files and their metadata.
+
+Each endpoint has its async handler (the Klein lane: fills the caches) and, where memory
+can answer, a `*_from_memory` twin (the fast lane: answers only from what the handler
+cached, else None). Both are called after the gate, with what it allowed; the choices an
+answer depends on (media type, redirects, file or metadata) are made once, here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from pypid.caches import MISSING
+from pypid.domain.access import Action
+from pypid.domain.names import BadName, is_normalized, normalize_package_name
+from pypid.publish import UploadRefused
+from pypid.store.registry import Registry, Row, WriteRefused
+from pypid.web import files, simple, wire
+from pypid.web.errors import HTTPError, for_refusal
+from pypid.web.gate import Allowed
+from pypid.web.negotiation import media_type
+from pypid.web.services import Services
+from pypid.web.site import PypidRequest
+
+log = Logger()
+CREATED = b'{"message": "201 Created"}'
+METADATA_SUFFIX = ".metadata"
+# Pages this large go straight to the socket (pypid.web.wire): one sendmsg from the cached
+# bytes instead of the transport's join-and-copy. Smaller ones measured faster through the
+# transport, which batches writes per reactor turn.
+DIRECT_MIN = 64 * 1024
+
+# -- upload -------------------------------------------------------------------------------
+
+
+async def upload(services: Services, request: IRequest, allowed: Allowed) -> bytes:
+    """twine's legacy upload form; 201, or the reason it was refused."""
+    project, principal = allowed.project, allowed.principal
+    assert project is not None and principal is not None  # anonymous never writes
+    try:
+        if isinstance(request, PypidRequest):
+            refused = request.body_refusal()
+            if refused is not None:
+                raise refused
+        content_type = request.getHeader(b"content-type")
+        try:
+            await services.publisher.publish(
+                project, principal, request.content,
+                content_type.decode("latin-1") if content_type else None,
+                services.upload_recorder(request, principal, project),
+            )
+        except UploadRefused as error:
+            raise HTTPError(error.code, str(error)) from None
+        except WriteRefused as error:
+            # What the upload's own transaction read (a token revoked, a role or setting
+            # changed since the gate looked at its caches) decides.
+            raise for_refusal(error.refusal, principal, Action.write) from None
+    finally:
+        request.content.close()
+    # Uploads are recorded in the audit log (written in the database thread right after
+    # the commit), not as a line in the daemon's log: at hundreds per second, formatting
+    # that line was a tenth of the reactor's work.
+    request.setResponseCode(201, b"Created")
+    request.setHeader(b"Content-Type", b"application/json")
+    return CREATED
+
+
+# -- the simple index ---------------------------------------------------------------------
+
+
+async def simple_root(services: Services, request: IRequest, allowed: Allowed) -> bytes:
+    if not request.path.endswith(b"/"):
+        return _redirect(request, "simple/")
+    return await _page(services, request, allowed, None)
+
+
+def simple_root_from_memory(
+    services: Services, request: IRequest, allowed: Allowed
+) -> bytes | int | None:
+    if not request.path.endswith(b"/"):
+        return None
+    return _page_from_memory(services, request, allowed, None)
+
+
+async def simple_package(
+    services: Services, request: IRequest, allowed: Allowed, name: str
+) -> bytes:
+    try:
+        normalized = normalize_package_name(name)
+    except BadName:
+        raise HTTPError(404, "Package Not Found") from None
+    with_slash = request.path.endswith(b"/")
+    if not with_slash or not is_normalized(name):
+        # PEP 503: redirect to the normalized URL, relative so proxies need no setup.
+        return _redirect(request, ("../" if with_slash else "") + quote(normalized) + "/")
+    return await _page(services, request, allowed, normalized)
+
+
+def simple_package_from_memory(
+    services: Services, request: IRequest, allowed: Allowed, name: str
+) -> bytes | int | None:
+    if not request.path.endswith(b"/") or not is_normalized(name):
+        return None
+    return _page_from_memory(services, request, allowed, name)
+
+
+def _redirect(request: IRequest, target: str) -> bytes:
+    _, _, query = request.uri.partition(b"?")
+    request.redirect(target.encode("ascii") + (b"?" + query if query else b""))
+    request.setResponseCode(301)  # after redirect(), which sets 302
+    return b""
+
+
+def _media_type(request: IRequest) -> str:
+    request.setHeader(b"Vary", b"Accept, Accept-Encoding")
+    chosen = media_type(request.getHeader(b"accept"))
+    if chosen is None:
+        raise HTTPError(406, "Not Acceptable: ask for text/html or "
+                             "application/vnd.pypi.simple.v1+json")
+    return chosen
+
+
+def _files_base(services: Services, project: Row) -> str:
+    if services.public_url:
+        return f"{services.public_url}/api/v4/projects/{project['id']}/packages/pypi/files"
+    return "../../files"
+
+
+async def _page(
+    services: Services, request: IRequest, allowed: Allowed, name: str | None
+) -> bytes:
+    project = allowed.project
+    assert project is not None
+    chosen = _media_type(request)
+    # Query and render in the database thread: a root page of thousands of packages is
+    # real work, and the reactor must not do it.
+    page: simple.Page | None = await services.caches.fill(
+        services.caches.project_table(project["id"]), ("page", name, chosen),
+        lambda: services.run_db(simple.render_from_registry, project["id"], name, chosen,
+                                _files_base(services, project)),
+        keep=lambda found: found is not None)
+    if page is None:
+        raise HTTPError(404, "Package Not Found")
+    return simple.write_page(request, page)
+
+
+def _page_from_memory(
+    services: Services, request: IRequest, allowed: Allowed, name: str | None
+) -> bytes | int | None:
+    project = allowed.project
+    assert project is not None
+    key = ("page", name, media_type(request.getHeader(b"accept")))
+    page = services.caches.peek(services.caches.for_project(project["id"]), key)
+    if page is MISSING:
+        return None
+    body = simple.write_page(request, page)
+    if len(body) >= DIRECT_MIN and wire.answer_now(request, body):
+        return NOT_DONE_YET
+    return body
+
+
+# -- files --------------------------------------------------------------------------------
+
+
+def _target(sha256: str, filename: str) -> tuple[str, str, bool] | None:
+    """(sha256, the distribution's filename, is it the .metadata URL); None: no such URL.
+    A file is named by both its digest and its filename: two files may share bytes."""
+    sha256 = sha256.lower()
+    if len(sha256) != 64 or not all(char in "0123456789abcdef" for char in sha256):
+        return None
+    if filename.endswith(METADATA_SUFFIX):
+        return sha256, filename[: -len(METADATA_SUFFIX)], True
+    return sha256, filename, False
+
+
+async def file(
+    services: Services, request: IRequest, allowed: Allowed, sha256: str, filename: str
+) -> bytes | Resource:
+    project = allowed.project
+    assert project is not None
+    target = _target(sha256, filename)
+    if target is None:
+        raise HTTPError(404, "File Not Found")
+    digest, dist_filename, wants_metadata = target
+    table = services.caches.project_table(project["id"])
+    row: Row | None = await services.caches.fill(
+        table, ("file", digest, dist_filename),
+        lambda: services.run_db(Registry.file_by_name, project["id"], digest, dist_filename))
+    if row is None:
+        raise HTTPError(404, "File Not Found")
+    if wants_metadata:
+        if not row["metadata_sha256"]:
+            raise HTTPError(404, "File Not Found")
+        data = await services.caches.fill(
+            table, ("meta", row["metadata_sha256"]),
+            lambda: _load_metadata(services, row["metadata_sha256"]),
+            keep=lambda found: found is not None)
+        if data is None:
+            raise HTTPError(404, "File Not Found")
+        return _metadata_answer(request, row, data, filename)
+    stream = await services.run_worker(services.blobs.open, row["blob_key"])
+    if stream is None:
+        log.error("blob {key} of {filename} is missing", key=row["blob_key"],
+                  filename=filename)
+        raise HTTPError(404, "File Not Found")
+    answer = _blob_answer(request, row, stream, filename)
+    return answer if isinstance(answer, bytes) else files.Stream(answer)
+
+
+def file_from_memory(
+    services: Services, request: IRequest, allowed: Allowed, sha256: str, filename: str
+) -> bytes | int | None:
+    project = allowed.project
+    assert project is not None
+    target = _target(sha256, filename)
+    if target is None:
+        return None
+    digest, dist_filename, wants_metadata = target
+    table = services.caches.for_project(project["id"])
+    row = table.get(("file", digest, dist_filename))
+    if row is None:
+        return None
+    if wants_metadata:
+        data = table.get(("meta", row["metadata_sha256"])) if row["metadata_sha256"] else None
+        return None if data is None else _metadata_answer(request, row, data, filename)
+    # Memory knows this file because it was just served, so its directory entry is cached
+    # too: opening it is one cheap syscall, done here; its bytes are sent by the producer.
+    stream = services.blobs.open(row["blob_key"])
+    if stream is None:
+        return None
+    answer = _blob_answer(request, row, stream, filename)
+    if isinstance(answer, bytes):
+        return answer
+    answer.start()
+    return NOT_DONE_YET
+
+
+async def _load_metadata(services: Services, sha256: str) -> bytes | None:
+    """Core metadata from the database (or, for files from before schema 3, a blob)."""
+    data: bytes | None = await services.run_db(Registry.core_metadata, sha256)
+    if data is None:
+        data = await services.run_worker(_read_blob, services.blobs, sha256)
+    return data
+
+
+def _read_blob(blobs: Any, key: str) -> bytes | None:
+    stream = blobs.open(key)
+    if stream is None:
+        return None
+    with stream:
+        return stream.read()  # type: ignore[no-any-return]
+
+
+def _metadata_answer(request: IRequest, row: Row, data: bytes, filename: str) -> bytes:
+    return files.serve_bytes(request, data, filename, _quoted(row["metadata_sha256"]))
+
+
+def _blob_answer(
+    request: IRequest, row: Row, stream: Any, filename: str
+) -> bytes | files.BlobProducer:
+    return files.serve(request, stream, filename, _quoted(row["sha256"]), row["size"])
+
+
+def _quoted(sha256: str) -> bytes:
+    return b'"' + sha256.encode("ascii") + b'"'

@@ -1,0 +1,124 @@
+"""The route table: every endpoint declared once (method, path, the action the gate checks,
+its handler, and the fast lane's twin if memory can answer it).
+
+The Klein routes are registered from this table in a loop (pypid.web.app), and the fast
+lane matches requests with the same werkzeug Map (Router, below), so no URL grammar is
+written twice. Paths are GitLab's; `ref` is the numeric project id or the URL-encoded
+path (`acme%2Ftools`), which werkzeug sees decoded, hence `<path:ref>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map
+
+from pypid.domain.access import Action
+from pypid.web import health, packages_api, pypi
+
+PROJECT = "/api/v4/projects/<path:ref>"
+PYPI = PROJECT + "/packages/pypi"
+READS = ("GET", "HEAD")
+
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str  # the Klein endpoint, and the label it carries in logs and metrics
+    methods: tuple[str, ...]
+    rule: str  # werkzeug rule syntax
+    action: Action | None  # what the gate checks on the `ref` project; None: no gate
+    handler: Handler  # async (services, request, allowed, **arguments)
+    from_memory: Handler | None = None  # (same arguments) -> answer, or None: not in memory
+    # The fast lane may run `handler` itself once the gate's peek allows (uploads: the
+    # body is streamed to a worker anyway, and Klein's dispatch would only add cost).
+    direct: bool = False
+    # Its body is an upload form, parsed while it arrives (pypid.web.formbody).
+    streams_body: bool = False
+    # False: the rule matches with and without its trailing slash, and the handler
+    # decides (index pages redirect; uploads must never be redirected: twine gives up).
+    strict_slashes: bool = True
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("health", READS, "/-/health", None, health.health),
+    Endpoint("upload", ("POST",), PYPI + "/", Action.write, pypi.upload, direct=True,
+             streams_body=True, strict_slashes=False),
+    Endpoint("simple_root", READS, PYPI + "/simple/", Action.read, pypi.simple_root,
+             pypi.simple_root_from_memory, strict_slashes=False),
+    Endpoint("simple_package", READS, PYPI + "/simple/<name>/", Action.read,
+             pypi.simple_package, pypi.simple_package_from_memory, strict_slashes=False),
+    Endpoint("file", READS, PYPI + "/files/<sha256>/<filename>", Action.read, pypi.file,
+             pypi.file_from_memory),
+    Endpoint("packages", ("GET",), PROJECT + "/packages", Action.read,
+             packages_api.list_packages),
+    Endpoint("package", ("GET",), PROJECT + "/packages/<int:package_id>", Action.read,
+             packages_api.get_package),
+    Endpoint("package_files", ("GET",), PROJECT + "/packages/<int:package_id>/package_files",
+             Action.read, packages_api.package_files),
+    Endpoint("delete_package", ("DELETE",), PROJECT + "/packages/<int:package_id>",
+             Action.delete, packages_api.delete_package),
+    Endpoint("delete_file", ("DELETE",),
+             PROJECT + "/packages/<int:package_id>/package_files/<int:file_id>",
+             Action.delete, packages_api.delete_file),
+    Endpoint("yank", ("POST",), PROJECT + "/packages/<int:package_id>/yank", Action.delete,
+             packages_api.yank),
+    Endpoint("unyank", ("POST",), PROJECT + "/packages/<int:package_id>/unyank",
+             Action.delete, packages_api.unyank),
+    Endpoint("get_settings", ("GET",), PROJECT + "/packages/settings", Action.read,
+             packages_api.get_settings),
+    Endpoint("put_settings", ("PUT",), PROJECT + "/packages/settings", Action.delete,
+             packages_api.put_settings),
+)
+
+
+@dataclass(frozen=True)
+class Match:
+    """What a request's method and path are: an endpoint and its arguments, or nothing
+    (then Klein answers the 404/405), or a path that is not UTF-8 (400)."""
+
+    endpoint: Endpoint | None
+    arguments: Mapping[str, Any]
+    bad_path: bool = False
+
+
+NO_MATCH = Match(None, {})
+MEMO_SIZE = 8192
+
+
+class Router:
+    """Matches requests with the Klein app's own werkzeug Map; results are memoized per
+    (method, raw path), so a hot path costs one dict lookup, whatever the table's size."""
+
+    def __init__(self, url_map: Map, endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> None:
+        self._adapter = url_map.bind("pypid", "/")
+        self._by_name = {endpoint.name: endpoint for endpoint in endpoints}
+        self._memo: dict[tuple[bytes, bytes], Match] = {}
+
+    def match(self, method: bytes, path: bytes) -> Match:
+        key = (method, path)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._match(method, path)
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
+
+    def _match(self, method: bytes, path: bytes) -> Match:
+        try:
+            # As Klein (through twisted.web's postpath) decodes it.
+            path_info = unquote_to_bytes(path).decode("utf-8")
+        except UnicodeDecodeError:
+            return Match(None, {}, bad_path=True)
+        try:
+            name, arguments = self._adapter.match(
+                path_info, method.decode("latin-1"), return_rule=False)
+        except HTTPException:
+            return NO_MATCH
+        return Match(self._by_name[str(name)], arguments)
