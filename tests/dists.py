@@ -60,16 +60,21 @@ def wheel_filename(name: str, version: str) -> str:
     return f"{module_name(name)}-{version}-py3-none-any.whl"
 
 
-def sdist_bytes(name: str, version: str, requires_python: str | None = None) -> bytes:
+def sdist_bytes(name: str, version: str, requires_python: str | None = None,
+                metadata: str | None = None, extra: dict[str, str] | None = None) -> bytes:
+    """An sdist with PKG-INFO (metadata_text's, or metadata) and a module; extra: more
+    files (path below the top directory -> text)."""
     top = f"{module_name(name)}-{version}"
     buffer = io.BytesIO()
+    members = [
+        (f"{top}/PKG-INFO", metadata if metadata is not None
+         else metadata_text(name, version, requires_python)),
+        (f"{top}/{module_name(name)}.py", f"VALUE = {version!r}\n"),
+    ] + [(f"{top}/{path}", text) for path, text in (extra or {}).items()]
     # mtime=0 in the gzip header: the same arguments give the same bytes.
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed, \
             tarfile.open(fileobj=compressed, mode="w") as archive:
-        for path, text in (
-            (f"{top}/PKG-INFO", metadata_text(name, version, requires_python)),
-            (f"{top}/{module_name(name)}.py", f"VALUE = {version!r}\n"),
-        ):
+        for path, text in members:
             data = text.encode()
             info = tarfile.TarInfo(path)
             info.size = len(data)
