@@ -16,13 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from zope.interface import implementer
 
 from pypid.audit import AuditLog
 from pypid.authenticator import RegistryAuthenticator
 from pypid.caches import Caches
-from pypid.interfaces import IBlobStore
+from pypid.domain.access import Principal
+from pypid.interfaces import IAuthenticator, IBlobStore
 from pypid.publish import Publisher
 from pypid.queue import BoundedQueue
 from pypid.store.db import open_registry
@@ -99,6 +100,33 @@ class MemoryBlobs:
             path.unlink()
             removed += 1
         return removed
+
+
+@implementer(IAuthenticator)
+class MemoryAuthenticator:
+    """IAuthenticator on a dict: personal tokens count with any user name, deploy tokens
+    only with their own (as the registry's). Everything is in memory, so `cached` always
+    knows."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, tuple[Principal, str | None]] = {}
+
+    def add(self, secret: str, principal: Principal) -> None:
+        username = principal.name if principal.is_deploy_token else None
+        self._tokens[secret] = (principal, username)
+
+    def revoke(self, secret: str) -> None:
+        self._tokens.pop(secret, None)
+
+    def cached(self, username: str | None, secret: str) -> tuple[bool, Principal | None]:
+        found = self._tokens.get(secret)
+        if found is None:
+            return True, None
+        principal, required = found
+        return True, principal if required is None or required == username else None
+
+    def authenticate(self, username: str | None, secret: str) -> Deferred[Principal | None]:
+        return succeed(self.cached(username, secret)[1])
 
 
 @dataclass

@@ -16,7 +16,9 @@ from pypid.domain.names import (
     is_normalized,
     normalize_package_name,
     parse_distribution_filename,
+    parse_version,
     validate_project_path,
+    validate_user_name,
     version_key,
 )
 
@@ -106,3 +108,54 @@ def test_equal_versions_share_a_key() -> None:
 def test_valid_project_paths(path: str) -> None:
     """GitLab-style NAMESPACE/NAME paths are accepted."""
     assert "/".join(validate_project_path(path)) == path
+
+
+# Every code point but surrogates, control characters included.
+any_text = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=30)
+
+
+@given(any_text)
+def test_any_text_is_a_valid_name_or_a_bad_name(text: str) -> None:
+    """Over all of Unicode, normalization either gives packaging's ASCII name or refuses
+    with BadName: never another exception, never a name with a space or control character."""
+    try:
+        normalized = normalize_package_name(text)
+    except BadName:
+        return
+    assert normalized.isascii() and normalized == normalized.strip()
+    assert normalized == canonicalize_name(text, validate=True)
+
+
+@given(any_text)
+def test_any_text_is_a_valid_version_or_refused(text: str) -> None:
+    """Versions are PEP 440 versions spelled without spaces, or refused with BadName."""
+    try:
+        version = parse_version(text)
+    except BadName:
+        return
+    assert text == text.strip() and text.isascii()
+    assert version == Version(text)
+
+
+@given(any_text)
+def test_any_text_is_a_user_name_or_refused(text: str) -> None:
+    """User names and project paths are ASCII path parts, fully matched, or refused."""
+    for check in (validate_user_name, lambda value: validate_project_path(f"a/{value}")):
+        try:
+            check(text)
+        except BadName:
+            continue
+        assert text.isascii() and "\n" not in text and text == text.strip()
+
+
+@pytest.mark.parametrize("text", ["eve\n", "eve ", "\u212aelvin", "e\x00ve", ""])
+def test_user_names_with_newlines_or_non_ascii_are_refused(text: str) -> None:
+    """`pypid user create $'eve\\n'` fails: `$` no longer matches before a newline."""
+    with pytest.raises(BadName):
+        validate_user_name(text)
+
+
+@pytest.mark.parametrize("text", ["pkg\n", "\u212a", "pkg\u0301", "p\nkg", "pkg\r"])
+def test_names_with_newlines_or_non_ascii_letters_are_refused(text: str) -> None:
+    with pytest.raises(BadName):
+        normalize_package_name(text)

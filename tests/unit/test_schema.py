@@ -59,3 +59,37 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     connect(path).close()
     connect(path).close()
     assert not list(tmp_path.glob("*.bak"))
+
+
+def test_version_4_drops_sdist_metadata_pep_643_does_not_back(tmp_path: Path) -> None:
+    """Upgrading to version 4 keeps the .metadata of wheels and of sdists with static
+    Metadata 2.2 dependencies, and drops it for older or Dynamic ones (and pre-3 blobs)."""
+    path = tmp_path / "db.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    schema.upgrade(conn, path, target=3)
+    conn.execute("INSERT INTO projects (namespace, name, path, visibility, created_at) "
+                 "VALUES ('a', 'b', 'a/b', 'private', 'x')")
+    conn.execute("INSERT INTO packages (project_id, name, display_name, version, version_key, "
+                 "created_at) VALUES (1, 'p', 'p', '1.0', '1', 'x')")
+    cases = {"p-1.0-py3-none-any.whl": "Metadata-Version: 1.0\n",
+             "p-1.0.tar.gz": "Metadata-Version: 1.0\n",
+             "p-1.0.zip": "Metadata-Version: 2.2\nDynamic: Requires-Dist\n",
+             "p-1.0b1.tar.gz": "Metadata-Version: 2.2\nRequires-Dist: x\n",
+             "p-1.0b2.tar.gz": None}  # metadata in the blob store (before version 3)
+    for number, (filename, text) in enumerate(cases.items()):
+        digest = f"{number:064d}"
+        if text is not None:
+            conn.execute("INSERT INTO core_metadata VALUES (?, ?)",
+                         (digest, (text + "Name: p\nVersion: 1.0\n\n").encode()))
+        kind = "bdist_wheel" if filename.endswith(".whl") else "sdist"
+        conn.execute(
+            "INSERT INTO package_files (package_id, project_id, filename, packagetype, sha256, "
+            "md5, blake2_256, size, metadata_sha256, upload_time, uploader, blob_key) VALUES "
+            "(1, 1, ?, ?, ?, '', '', 1, ?, 'x', 'root', ?)",
+            (filename, kind, digest, digest, digest))
+    conn.close()
+    db = connect(path)
+    kept = {row["filename"] for row in db.query(
+        "SELECT filename FROM package_files WHERE metadata_sha256 IS NOT NULL")}
+    assert kept == {"p-1.0-py3-none-any.whl", "p-1.0b1.tar.gz"}
+    assert db.execute("SELECT COUNT(*) FROM core_metadata").fetchone()[0] == 2

@@ -21,6 +21,10 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
+    return make_world(tmp_path)
+
+
+def make_world(tmp_path: Path) -> World:
     client = new_client(tmp_path)
     registry = client.harness.registry
     private_id = registry.create_project("acme/private", "private")

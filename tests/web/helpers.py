@@ -46,14 +46,18 @@ def result_of(deferred: Deferred[Any]) -> Any:
 
 
 class Client:
-    def __init__(self, harness: AppHarness, streamed: bool = True) -> None:
+    """resource: what the Site serves; the app's root (fast lane, then Klein) by default."""
+
+    def __init__(self, harness: AppHarness, streamed: bool = True,
+                 resource: Any = None) -> None:
         self.harness = harness
-        self.treq = StubTreq(harness.app.resource())
+        resource = resource if resource is not None else harness.app.resource()
+        self.treq = StubTreq(resource)
         # StubTreq always builds a default Site, which parses multipart forms itself and
         # has no body limit (STYLE.md pitfall 10c); serve through pypid's own Site instead.
         agent = self.treq._agent
         self.site = PypidSite(
-            harness.app.resource(), spool_dir=harness.blobs.temp_dir,
+            resource, spool_dir=harness.blobs.temp_dir,
             max_body_size=harness.app.services.max_upload_size, reactor=agent._memoryReactor,
             streamed_body=lambda request: streamed_body(
                 request, harness.blobs.new_temp, run_now, harness.app.router)
