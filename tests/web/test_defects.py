@@ -397,7 +397,7 @@ def test_expect_continue_within_the_limit_still_gets_100(tmp_path: Path, world: 
     """A body within the limit gets its 100 Continue as before."""
     site, _ = slow_site(tmp_path, world.client, timeout=30)
     protocol, transport = connect(site)
-    body, form = upload_form(wheel_filename("pkg", "1.0"), b"x", "pkg", "1.0")
+    _, form = upload_form(wheel_filename("pkg", "1.0"), b"x", "pkg", "1.0")
     protocol.dataReceived(
         b"POST /api/v4/projects/1/packages/pypi HTTP/1.1\r\nHost: x\r\nContent-Type: "
         + form["Content-Type"].encode() + b"\r\nContent-Length: 500\r\n"
