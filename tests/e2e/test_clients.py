@@ -182,3 +182,28 @@ def test_twine_shows_refusals(small_daemon: Daemon, tmp_path: Path) -> None:
     listed = daemon.get_json(f"/api/v4/projects/{project}/packages", daemon.token)
     assert listed == []
     assert os.listdir(daemon.data_dir / "tmp") == []
+
+
+def test_pip_installs_the_dependencies_of_an_old_sdist(daemon: Daemon, tmp_path: Path) -> None:
+    """An sdist with Metadata-Version 1.0 (dependencies only in setup.py, as Flask 0.10.1)
+    is not advertised with PEP 658 metadata, so pip builds it and installs its dependency;
+    trusting a .metadata without Requires-Dist, it used to install it without."""
+    project = daemon.cli("project", "create", "acme/old").stdout.strip()
+    dist = tmp_path / "old-dist"
+    dist.mkdir()
+    setup_py = ("from setuptools import setup\n"
+                "setup(name='oldflask', version='1.0', py_modules=['oldflask'],\n"
+                "      install_requires=['olddep'])\n")
+    pkg_info = "Metadata-Version: 1.0\nName: oldflask\nVersion: 1.0\nSummary: old\n\n"
+    (dist / sdist_filename("oldflask", "1.0")).write_bytes(
+        sdist_bytes("oldflask", "1.0", metadata=pkg_info, extra={"setup.py": setup_py}))
+    write_wheel(dist, "olddep", "2.0")
+    twine("upload", "--repository-url", upload_url(daemon, project), "-u", "__token__",
+          "-p", daemon.token, *map(str, sorted(dist.iterdir())))
+    target = tmp_path / "site-old"
+    run([sys.executable, "-m", "pip", "--isolated", "install", "--no-cache-dir",
+         "--disable-pip-version-check", "--no-build-isolation", "--index-url",
+         index_url(daemon, project, "__token__", daemon.token), "--target", str(target),
+         "oldflask"])
+    assert imported_value(target, "olddep") == "2.0"
+    assert imported_value(target, "oldflask") == "1.0"
