@@ -34,7 +34,7 @@ from tests.dists import upload_form, wheel_bytes, wheel_filename
 
 BIN = Path(sys.executable).parent
 DURATION = os.environ.get("QUICK_DURATION", "4s")
-PROJECTS = 200
+PROJECTS = int(os.environ.get("QUICK_PROJECTS", "200"))
 
 
 def free_port() -> int:
