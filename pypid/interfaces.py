@@ -1,7 +1,9 @@
 """The seams between the web layer and what it stands on: blob storage and authentication.
 
-Methods are declared without `self` (zope.interface style); anything that may touch a disk
-or a database returns a Deferred, so a remote implementation fits without changing callers.
+Methods are declared without `self` (zope.interface style). IBlobStore is synchronous: it
+is called only from worker threads and the database thread (see its docstring).
+IAuthenticator answers with a Deferred, and has a memory-only twin for the fast lane.
+Each has a fake in pypid.testing and a contract test run against both.
 """
 
 from __future__ import annotations

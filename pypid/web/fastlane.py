@@ -39,14 +39,14 @@ class FastLane(Resource):
         if endpoint is not None and endpoint.action is not None and (
             endpoint.from_memory is not None or endpoint.direct
         ):
-            arguments = dict(match.arguments)
-            allowed = self._gate.peek(request, arguments.pop("ref"), endpoint.action)
+            allowed = self._gate.peek(request, match.ref, endpoint.action)
             if allowed is not None:
                 if endpoint.direct:
-                    self._app.run_direct(endpoint, request, allowed, arguments)
+                    self._app.run_direct(endpoint, request, allowed, dict(match.arguments))
                     return NOT_DONE_YET
                 assert endpoint.from_memory is not None
-                answer = endpoint.from_memory(self._services, request, allowed, **arguments)
+                answer = endpoint.from_memory(self._services, request, allowed,
+                                              **match.arguments)
                 if answer is not None:
                     return answer  # type: ignore[no-any-return]
         elif match.bad_path:

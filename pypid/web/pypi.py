@@ -8,6 +8,7 @@ answer depends on (media type, redirects, file or metadata) are made once, here.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +32,7 @@ from pypid.web.site import PypidRequest
 log = Logger()
 CREATED = b'{"message": "201 Created"}'
 METADATA_SUFFIX = ".metadata"
+_SHA256 = re.compile("[0-9a-f]{64}")
 # Pages this large go straight to the socket (pypid.web.wire): one sendmsg from the cached
 # bytes instead of the transport's join-and-copy. Smaller ones measured faster through the
 # transport, which batches writes per reactor turn.
@@ -172,7 +174,7 @@ def _target(sha256: str, filename: str) -> tuple[str, str, bool] | None:
     """(sha256, the distribution's filename, is it the .metadata URL); None: no such URL.
     A file is named by both its digest and its filename: two files may share bytes."""
     sha256 = sha256.lower()
-    if len(sha256) != 64 or not all(char in "0123456789abcdef" for char in sha256):
+    if _SHA256.fullmatch(sha256) is None:
         return None
     if filename.endswith(METADATA_SUFFIX):
         return sha256, filename[: -len(METADATA_SUFFIX)], True

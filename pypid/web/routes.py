@@ -83,11 +83,12 @@ class Match:
     (then Klein answers the 404/405), or a path that is not UTF-8 (400)."""
 
     endpoint: Endpoint | None
-    arguments: Mapping[str, Any]
+    ref: str | None  # the project the gate checks, taken out of the arguments
+    arguments: Mapping[str, Any]  # the handler's own (never modified by callers)
     bad_path: bool = False
 
 
-NO_MATCH = Match(None, {})
+NO_MATCH = Match(None, None, {})
 MEMO_SIZE = 8192
 
 
@@ -115,10 +116,12 @@ class Router:
             # As Klein (through twisted.web's postpath) decodes it.
             path_info = unquote_to_bytes(path).decode("utf-8")
         except UnicodeDecodeError:
-            return Match(None, {}, bad_path=True)
+            return Match(None, None, {}, bad_path=True)
         try:
             name, arguments = self._adapter.match(
                 path_info, method.decode("latin-1"), return_rule=False)
         except HTTPException:
             return NO_MATCH
-        return Match(self._by_name[str(name)], arguments)
+        rest = dict(arguments)
+        ref = rest.pop("ref", None)
+        return Match(self._by_name[str(name)], ref, rest)

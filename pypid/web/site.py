@@ -198,18 +198,14 @@ class PypidChannel(http.HTTPChannel):
     body that will be refused."""
 
     _headers_started: float | None = None
-    _in_body = False
     _log = Logger()
 
     def dataReceived(self, data: bytes) -> None:
-        if not self._in_body and not self._handlingRequest and self._headers_late():
+        # Checked once per read, not per line: a client dripping its headers makes a read
+        # per drip anyway. line_mode: Twisted reads headers in line mode, bodies raw.
+        if self.line_mode and not self._handlingRequest and self._headers_late():
             return
         super().dataReceived(data)
-
-    def lineReceived(self, line: bytes) -> Any:
-        if self._headers_late():
-            return None
-        return super().lineReceived(line)
 
     def _headers_late(self) -> bool:
         """Start the headers' clock, or, once it has run past the timeout, cut."""
@@ -217,27 +213,22 @@ class PypidChannel(http.HTTPChannel):
         if not limit:
             return False
         now = self.site.reactor.seconds()  # type: ignore[attr-defined]
-        if self._headers_started is None:
+        started = self._headers_started
+        if started is None:
             self._headers_started = now
             return False
-        if now - self._headers_started <= limit:
+        if now - started <= limit:
             return False
         self._log.info("dropping a client whose request headers took over {limit} s",
                        limit=limit)
-        self._headers_started = None
-        self._in_body = True  # ignore whatever else arrives before the close
+        self._handlingRequest = True  # ignore whatever else arrives before the close
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
         return True
 
     def allHeadersReceived(self) -> None:
         self._headers_started = None
-        self._in_body = True
         super().allHeadersReceived()
-
-    def allContentReceived(self) -> None:
-        self._in_body = False
-        super().allContentReceived()
 
     def _send100Continue(self) -> None:
         # Checked against Twisted 25.5-26.10: allHeadersReceived calls this after

@@ -403,3 +403,15 @@ def test_expect_continue_within_the_limit_still_gets_100(tmp_path: Path, world: 
         + form["Content-Type"].encode() + b"\r\nContent-Length: 500\r\n"
         b"Expect: 100-continue\r\n\r\n")
     assert transport.value() == b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def test_a_wrong_token_is_refused_on_public_projects_too(world: World) -> None:
+    """pypid's documented departure from GitLab: an invalid token is 401 on a public
+    project's pages and files too, so that a stale keyring token is found at once."""
+    client = world.client
+    client.upload_wheel(world.public_id, "pub", "1.0", world.tokens["dev"])
+    url = simple(world.public_id, "pub/")
+    assert client.get(url).code == 200
+    for _ in range(2):  # also once the page is cached
+        refused = client.get(url, auth=("__token__", "glpat-stale"))
+        assert refused.code == 401 and b"invalid" in refused.phrase
