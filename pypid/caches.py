@@ -77,6 +77,13 @@ class Caches:
     project_data: BoundedCache[int, dict[Any, Any]] = field(
         default_factory=lambda: BoundedCache(20_000)
     )
+    groups: BoundedCache[str, Any] = field(default_factory=lambda: BoundedCache(50_000))
+    # (group id, principal) -> GroupAccess: what the principal may read below the group.
+    group_access: BoundedCache[tuple[int, Any], Any] = field(
+        default_factory=lambda: BoundedCache(100_000))
+    # group id -> {key: value}: the group index's pages and file lookups.
+    group_data: BoundedCache[int, dict[Any, Any]] = field(
+        default_factory=lambda: BoundedCache(20_000))
 
     def clear(self) -> None:
         self.generation += 1
@@ -84,10 +91,16 @@ class Caches:
         self.projects.clear()
         self.roles.clear()
         self.project_data.clear()
+        self.groups.clear()
+        self.group_access.clear()
+        self.group_data.clear()
 
     def project_changed(self, project_id: int) -> None:
+        """A project's packages changed: its pages, and every group page (any group above
+        it may show them; groups are few, so all their pages go)."""
         self.generation += 1
         self.project_data.pop(project_id)
+        self.group_data.clear()
 
     def for_project(self, project_id: int) -> dict[Any, Any]:
         data = self.project_data.get(project_id)
@@ -98,6 +111,16 @@ class Caches:
 
     def project_table(self, project_id: int) -> Callable[[], Table]:
         return lambda: self.for_project(project_id)
+
+    def for_group(self, group_id: int) -> dict[Any, Any]:
+        data = self.group_data.get(group_id)
+        if data is None:
+            data = {}
+            self.group_data.put(group_id, data)
+        return data  # type: ignore[no-any-return]
+
+    def group_table(self, group_id: int) -> Callable[[], Table]:
+        return lambda: self.for_group(group_id)
 
     @staticmethod
     def peek(table: Table, key: Any) -> Any:

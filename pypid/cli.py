@@ -23,6 +23,8 @@ from pypid.store.registry import Registry, StoreError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+VISIBILITY_CHOICES = ["private", "internal", "public"]
+ROLE_CHOICES = ["reporter", "developer", "maintainer"]
 
 
 class CliError(Exception):
@@ -63,6 +65,8 @@ def _project_settings(registry: Registry, args: argparse.Namespace) -> str:
     project = registry.project(args.project)
     if args.duplicates is not None:
         project = registry.set_duplicates(project["id"], args.duplicates)
+    if args.visibility is not None:
+        project = registry.set_project_visibility(project["id"], args.visibility)
     return json.dumps(
         {"id": project["id"], "path": project["path"], "visibility": project["visibility"],
          "duplicates": project["duplicates"]}, indent=2,
@@ -72,6 +76,46 @@ def _project_settings(registry: Registry, args: argparse.Namespace) -> str:
 def _member_add(registry: Registry, args: argparse.Namespace) -> str:
     member = registry.add_member(args.project, args.user, args.role)
     return f"{member['user']} is {member['role']} of {member['project']}"
+
+
+def _member_remove(registry: Registry, args: argparse.Namespace) -> str:
+    removed = registry.remove_member(args.project, args.user)
+    return f"{removed['user']} is no longer a member of {removed['path']}"
+
+
+def _group_create(registry: Registry, args: argparse.Namespace) -> str:
+    return str(registry.create_group(args.path, args.visibility))
+
+
+def _group_list(registry: Registry, args: argparse.Namespace) -> str:
+    rows = registry.list_groups()
+    if args.json:
+        return json.dumps(rows, indent=2)
+    return _table(rows, ["id", "path", "visibility"])
+
+
+def _group_settings(registry: Registry, args: argparse.Namespace) -> str:
+    group = registry.group(args.group_ref)
+    if args.visibility is not None:
+        group = registry.set_group_visibility(group["id"], args.visibility)
+    return json.dumps({"id": group["id"], "path": group["path"],
+                       "visibility": group["visibility"]}, indent=2)
+
+
+def _group_member_add(registry: Registry, args: argparse.Namespace) -> str:
+    member = registry.add_group_member(args.group_ref, args.user, args.role)
+    return f"{member['user']} is {member['role']} of group {member['group']}"
+
+
+def _group_member_remove(registry: Registry, args: argparse.Namespace) -> str:
+    removed = registry.remove_group_member(args.group_ref, args.user)
+    return f"{removed['user']} is no longer a member of group {removed['path']}"
+
+
+def _group_deploy_token_create(registry: Registry, args: argparse.Namespace) -> str:
+    username, secret = registry.create_group_deploy_token(
+        args.group_ref, args.scopes, args.username, args.name, args.expires_at)
+    return f"{username} {secret}"
 
 
 def _token_create(registry: Registry, args: argparse.Namespace) -> str:
@@ -147,20 +191,58 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True)
     sub = command(projects, "create", _project_create, "create a project; prints its id")
     sub.add_argument("path", metavar="NAMESPACE/NAME")
-    sub.add_argument("--visibility", choices=["private", "internal", "public"], default="private")
+    sub.add_argument("--visibility", choices=VISIBILITY_CHOICES, default="private")
     sub = command(projects, "list", _project_list, "list projects")
     sub.add_argument("--json", action="store_true")
     sub = command(projects, "settings", _project_settings, "show or change a project's settings")
     sub.add_argument("project", metavar="PROJECT", help="id or NAMESPACE/NAME")
     sub.add_argument("--duplicates", choices=["allow", "deny"],
                      help="deny: re-uploading an existing filename fails with 400")
+    sub.add_argument("--visibility", choices=VISIBILITY_CHOICES)
+
+    namespaces = groups.add_parser("group", help="groups (namespaces, nested)").add_subparsers(
+        dest="command", required=True)
+    sub = command(namespaces, "create", _group_create,
+                  "create a group (missing parents are created private); prints its id")
+    sub.add_argument("path", metavar="PATH")
+    sub.add_argument("--visibility", choices=VISIBILITY_CHOICES, default="private")
+    sub = command(namespaces, "list", _group_list, "list groups")
+    sub.add_argument("--json", action="store_true")
+    sub = command(namespaces, "settings", _group_settings, "show or change a group's settings")
+    sub.add_argument("group_ref", metavar="GROUP", help="id or full path")
+    sub.add_argument("--visibility", choices=VISIBILITY_CHOICES)
+    group_members = namespaces.add_parser("member", help="group members").add_subparsers(
+        dest="subcommand", required=True)
+    sub = command(group_members, "add", _group_member_add,
+                  "add a group member (or change their role): the role counts on every "
+                  "project below the group")
+    sub.add_argument("group_ref", metavar="GROUP")
+    sub.add_argument("user", metavar="USER")
+    sub.add_argument("--role", required=True, choices=ROLE_CHOICES)
+    sub = command(group_members, "remove", _group_member_remove, "remove a group member")
+    sub.add_argument("group_ref", metavar="GROUP")
+    sub.add_argument("user", metavar="USER")
+    group_deploy = namespaces.add_parser(
+        "deploy-token", help="group deploy tokens").add_subparsers(
+        dest="subcommand", required=True)
+    sub = command(group_deploy, "create", _group_deploy_token_create,
+                  "create a deploy token for every project below the group; prints "
+                  "USERNAME TOKEN")
+    sub.add_argument("group_ref", metavar="GROUP")
+    sub.add_argument("--scopes", required=True)
+    sub.add_argument("--username")
+    sub.add_argument("--name")
+    sub.add_argument("--expires-at", metavar="YYYY-MM-DD")
 
     members = groups.add_parser("member", help="project members").add_subparsers(
         dest="command", required=True)
     sub = command(members, "add", _member_add, "add a member (or change their role)")
     sub.add_argument("project", metavar="PROJECT")
     sub.add_argument("user", metavar="USER")
-    sub.add_argument("--role", required=True, choices=["reporter", "developer", "maintainer"])
+    sub.add_argument("--role", required=True, choices=ROLE_CHOICES)
+    sub = command(members, "remove", _member_remove, "remove a direct member")
+    sub.add_argument("project", metavar="PROJECT")
+    sub.add_argument("user", metavar="USER")
 
     tokens = groups.add_parser("token", help="personal access tokens").add_subparsers(
         dest="command", required=True)
@@ -268,10 +350,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # What each changing command records (never a secret): the action and the argument names.
-_AUDITED = {
+_AUDITED: dict[tuple[str, ...], tuple[str, tuple[str, ...]]] = {
     ("user", "create"): ("user_create", ("name", "admin")),
     ("project", "create"): ("project_create", ("path", "visibility")),
     ("member", "add"): ("member_add", ("project", "user", "role")),
+    ("member", "remove"): ("member_remove", ("project", "user")),
+    ("group", "create"): ("group_create", ("path", "visibility")),
+    ("group", "member", "add"): ("group_member_add", ("group_ref", "user", "role")),
+    ("group", "member", "remove"): ("group_member_remove", ("group_ref", "user")),
+    ("group", "deploy-token", "create"): ("group_deploy_token_create",
+                                          ("group_ref", "scopes", "username")),
     ("token", "create"): ("token_create", ("user", "scopes", "name", "expires_at")),
     ("token", "revoke"): ("token_revoke", ("token_id",)),
     ("deploy-token", "create"): ("deploy_token_create", ("project", "scopes", "username")),
@@ -282,10 +370,14 @@ _AUDITED = {
 
 
 def _audit(data_dir: Path, args: argparse.Namespace) -> None:
-    key = (args.group, getattr(args, "command", None))
+    key: tuple[str, ...] = (args.group, str(getattr(args, "command", "")))
+    if getattr(args, "subcommand", None):
+        key += (args.subcommand,)
     names: tuple[str, ...]
-    if key == ("project", "settings") and args.duplicates is not None:
-        action, names = "settings", ("project", "duplicates")
+    if key == ("project", "settings") and (args.duplicates or args.visibility):
+        action, names = "settings", ("project", "duplicates", "visibility")
+    elif key == ("group", "settings") and args.visibility:
+        action, names = "group_settings", ("group_ref", "visibility")
     elif key in _AUDITED:
         action, names = _AUDITED[key]
     else:

@@ -57,10 +57,11 @@ class Principal:
     deploy_project_id: int | None = None
     token_id: int | None = None
     expires_at: str | None = None  # YYYY-MM-DD: the token stops working at 00:00 UTC
+    deploy_group_id: int | None = None  # a group deploy token: every project below it
 
     @property
     def is_deploy_token(self) -> bool:
-        return self.deploy_project_id is not None
+        return self.deploy_project_id is not None or self.deploy_group_id is not None
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class ProjectAccess:
 
     project_id: int
     visibility: str
-    role: Role | None  # the principal's membership role, None if not a member
+    role: Role | None  # the principal's highest role, direct or through a group; None: none
+    group_ids: tuple[int, ...] = ()  # the project's group and that group's ancestors
 
 
 def may(principal: Principal | None, project: ProjectAccess, action: Action) -> bool:
@@ -81,8 +83,12 @@ def may(principal: Principal | None, project: ProjectAccess, action: Action) -> 
     if not principal.scopes & _SCOPES_FOR[action]:
         return False
     if principal.is_deploy_token:
-        # Deploy tokens act within their own project only, and never delete.
-        return principal.deploy_project_id == project.project_id and action is not Action.delete
+        # Deploy tokens act within their own project (or their group's projects) only, and
+        # never delete.
+        return action is not Action.delete and (
+            principal.deploy_project_id == project.project_id
+            or (principal.deploy_group_id is not None
+                and principal.deploy_group_id in project.group_ids))
     if principal.is_admin:
         return True
     if action is Action.read and project.visibility == "internal":
@@ -102,15 +108,51 @@ def refusal(
     principal: Principal | None, access: ProjectAccess | None, action: Action
 ) -> Refusal | None:
     """None if principal may do action on the project (access None: no such project);
-    else the one answer every lane gives. A project the principal may not read looks
-    exactly like a missing one."""
-    if access is not None and may(principal, access, action):
+    else the one answer every lane gives."""
+    if access is None:
+        return decide(principal, False, False, action)
+    return decide(principal, may(principal, access, action),
+                  action is not Action.read and may(principal, access, Action.read), action)
+
+
+def decide(principal: Principal | None, allowed: bool, readable: bool,
+           action: Action) -> Refusal | None:
+    """The one table of refusals, for projects and groups alike: what is allowed goes on;
+    anonymous is asked to sign in; who may read but not do this is forbidden; anything
+    else (no read access, or nothing there) looks exactly like a missing thing."""
+    if allowed:
         return None
     if principal is None:
         return Refusal.unauthorized
-    if access is not None and action is not Action.read and may(principal, access, Action.read):
+    if readable:
         return Refusal.forbidden
     return Refusal.not_found
+
+
+@dataclass(frozen=True)
+class GroupAccess:
+    """What the rules need to know about a group and the principal's place in it."""
+
+    group_id: int
+    visibility: str
+    role: Role | None  # through the group or one of its ancestors
+    lineage: tuple[int, ...]  # the group and its ancestors
+    readable_projects: tuple[int, ...]  # the projects below it that the principal may read
+
+
+def may_read_group(principal: Principal | None, group: GroupAccess) -> bool:
+    """GitLab's read_group: public groups for anyone; internal ones for anyone signed in;
+    private ones for members (direct or inherited), admins, the group's deploy tokens, and
+    whoever may read a project below it."""
+    if group.visibility == "public":
+        return True
+    if principal is None or not principal.scopes & READ_SCOPES:
+        return False
+    if group.readable_projects:
+        return True
+    if principal.is_deploy_token:
+        return principal.deploy_group_id is not None and principal.deploy_group_id in group.lineage
+    return principal.is_admin or group.visibility == "internal" or group.role is not None
 
 
 _ROLE_NAMES = {Action.write: "developer", Action.delete: "maintainer", Action.read: "reporter"}

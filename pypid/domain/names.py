@@ -37,18 +37,36 @@ class BadName(ValueError):
     """A name, path or filename is not acceptable; the message says why."""
 
 
-def validate_project_path(path: str) -> tuple[str, str]:
-    """'acme/tools' -> ('acme', 'tools'); refuses anything that is not two GitLab path parts."""
+MAX_DEPTH = 20  # GitLab's limit of nested groups
+
+
+def validate_group_path(path: str) -> list[str]:
+    """'acme/platform' -> ['acme', 'platform']: one to MAX_DEPTH GitLab path parts."""
     parts = path.split("/")
-    if len(parts) != 2:
-        raise BadName(f"project path {path!r} must be NAMESPACE/NAME")
+    if not 1 <= len(parts) <= MAX_DEPTH:
+        raise BadName(f"group path {path!r} must have 1 to {MAX_DEPTH} parts")
     for part in parts:
         if not _PATH_PART.fullmatch(part) or ".." in part or part.endswith((".git", ".atom")):
             raise BadName(
-                f"project path {path!r}: each part must start with a letter, digit or '_' "
+                f"path {path!r}: each part must start with a letter, digit or '_' "
                 "and contain only letters, digits, '_', '-' and '.'"
             )
-    return parts[0], parts[1]
+    return parts
+
+
+def validate_project_path(path: str) -> tuple[str, str]:
+    """'acme/platform/tools' -> ('acme/platform', 'tools'): a group path and a name."""
+    if "/" not in path:
+        raise BadName(f"project path {path!r} must be NAMESPACE/NAME")
+    namespace, _, name = path.rpartition("/")
+    try:
+        validate_group_path(path)
+    except BadName:
+        raise BadName(
+            f"project path {path!r}: each part must start with a letter, digit or '_' "
+            "and contain only letters, digits, '_', '-' and '.'"
+        ) from None
+    return namespace, name
 
 
 def validate_user_name(name: str) -> str:

@@ -21,7 +21,6 @@ from pypid.domain.access import (
     VISIBILITIES,
     Action,
     Principal,
-    ProjectAccess,
     Refusal,
     Role,
     refusal,
@@ -34,6 +33,7 @@ from pypid.domain.names import (
     validate_user_name,
     version_key,
 )
+from pypid.store.namespaces import NamespaceQueries
 
 Row = dict[str, Any]
 # GitLab records a token's use at most this often, to keep reads from becoming writes.
@@ -101,7 +101,7 @@ def _usable(row: Row, secret: str, now: datetime) -> bool:
         row["token_digest"], secret)
 
 
-class Registry:
+class Registry(NamespaceQueries):
     def __init__(self, db: sqlite_utils.Database, now: Callable[[], datetime] = utc_now) -> None:
         self.db = db
         self._now = now
@@ -180,10 +180,13 @@ class Registry:
             raise Invalid(f"unknown visibility {visibility!r}; use private, internal or public")
         try:
             with self.write():
+                # A missing group (and its parents) is made private, as GitLab's
+                # "create project in a new namespace" does.
+                group_id = self._ensure_groups(namespace.split("/"))
                 row_id = self._insert("projects",
                     {"namespace": namespace, "name": name, "path": path,
                      "visibility": visibility, "duplicates": "allow",
-                     "created_at": timestamp(self._now())}
+                     "created_at": timestamp(self._now()), "group_id": group_id}
                 )
         except sqlite3.IntegrityError:
             raise Conflict(f"project {path!r} already exists") from None
@@ -205,7 +208,7 @@ class Registry:
             row = self._one("SELECT * FROM projects WHERE path = ?", (text,))
         if row is None:
             raise NotFound(f"no project {text!r}")
-        return row
+        return {**row, "group_ids": self.lineage(row["group_id"])}
 
     def set_duplicates(self, reference: str | int, policy: str) -> Row:
         if policy not in ("allow", "deny"):
@@ -232,16 +235,6 @@ class Registry:
             )
         return {"project_id": project["id"], "project": project["path"],
                 "user": user["username"], "role": role}
-
-    def project_access(self, project: Row, principal: Principal | None) -> ProjectAccess:
-        role = None
-        if principal is not None and principal.user_id is not None:
-            row = self._one(
-                "SELECT role FROM members WHERE project_id = ? AND user_id = ?",
-                (project["id"], principal.user_id),
-            )
-            role = Role[row["role"]] if row else None
-        return ProjectAccess(project["id"], project["visibility"], role)
 
     def _check_writer(self, project: Row, writer: Principal) -> None:
         """Raise WriteRefused unless writer, as the database has it now, may upload."""
@@ -335,9 +328,25 @@ class Registry:
         name: str | None = None, expires_at: str | None = None,
     ) -> tuple[str, str]:
         """A new deploy token for one project; returns (username, secret)."""
+        project = self.project(reference)
+        return self._create_deploy_token("project_id", project["id"], scopes, username, name,
+                                         expires_at)
+
+    def create_group_deploy_token(
+        self, reference: str | int, scopes: str, username: str | None = None,
+        name: str | None = None, expires_at: str | None = None,
+    ) -> tuple[str, str]:
+        """A new deploy token for every project of a group and its subgroups."""
+        group = self.group(reference)
+        return self._create_deploy_token("group_id", group["id"], scopes, username, name,
+                                         expires_at)
+
+    def _create_deploy_token(
+        self, owner: str, owner_id: int, scopes: str, username: str | None,
+        name: str | None, expires_at: str | None,
+    ) -> tuple[str, str]:
         scope_text = self._scopes(scopes)
         expiry = self._expiry(expires_at)
-        project = self.project(reference)
         if username is not None:
             try:
                 validate_user_name(username)
@@ -346,15 +355,14 @@ class Registry:
         secret = tokens.new_secret(tokens.DEPLOY_PREFIX)
         try:
             with self.write():
-                row_id = self._insert("deploy_tokens",
-                    {"project_id": project["id"],
+                token_id = self._insert("deploy_tokens",
+                    {owner: owner_id,
                      # GitLab's default name, made unique below once the id is known.
                      "username": username or f"pending-{tokens.digest(secret)}",
                      "name": name or "deploy-token", "token_digest": tokens.digest(secret),
                      "scopes": scope_text, "expires_at": expiry, "revoked": 0,
                      "last_used_at": None, "created_at": timestamp(self._now())}
                 )
-                token_id = row_id
                 if username is None:
                     username = f"gitlab+deploy-token-{token_id}"
                     self.db.execute(
@@ -388,8 +396,8 @@ class Registry:
                 expires_at=row["expires_at"],
             )
         row = self._one(
-            "SELECT id, project_id, username, scopes, expires_at, last_used_at, token_digest "
-            "FROM deploy_tokens WHERE token_digest = ? AND revoked = 0",
+            "SELECT id, project_id, group_id, username, scopes, expires_at, last_used_at, "
+            "token_digest FROM deploy_tokens WHERE token_digest = ? AND revoked = 0",
             (token_digest,),
         )
         if row is None or username != row["username"] or not _usable(row, secret, now):
@@ -397,8 +405,8 @@ class Registry:
         self._touch("deploy_tokens", row, now)
         return Principal(
             name=row["username"], scopes=frozenset(row["scopes"].split(",")),
-            deploy_project_id=row["project_id"], token_id=row["id"],
-            expires_at=row["expires_at"],
+            deploy_project_id=row["project_id"], deploy_group_id=row["group_id"],
+            token_id=row["id"], expires_at=row["expires_at"],
         )
 
     def _touch(self, table: str, row: Row, now: datetime) -> None:
@@ -466,6 +474,7 @@ class Registry:
         project = self._one("SELECT * FROM projects WHERE id = ?", (project_id,))
         if project is None:
             raise NotFound("Project Not Found")
+        project["group_ids"] = self.lineage(project["group_id"])
         if writer is not None:
             self._check_writer(project, writer)
         now = timestamp(self._now())

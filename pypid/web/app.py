@@ -75,7 +75,7 @@ class RegistryApp:
             arguments = dict(arguments)
             try:
                 allowed = await self.gate.resolve(request, arguments.pop("ref"),
-                                                  endpoint.action)
+                                                  endpoint.action, endpoint.target)
             except BaseException:
                 request.content.close()  # a refused upload's streamed body is dropped
                 raise

@@ -120,14 +120,15 @@ def answer_failure(request: IRequest, failure: Failure) -> bytes:
     return render_error(request, known)
 
 
-def for_refusal(refused: Refusal, principal: Principal | None, action: Action) -> HTTPError:
-    """The gate's refusals; the 404 is the same whether the project is missing or hidden."""
+def for_refusal(refused: Refusal, principal: Principal | None, action: Action,
+                missing: str = "Project Not Found") -> HTTPError:
+    """The gate's refusals; the 404 is the same whether the thing is missing or hidden."""
     if refused is Refusal.unauthorized:
         return unauthorized(_SIGN_IN[action])
     if refused is Refusal.forbidden:
         assert principal is not None
         return HTTPError(403, f"Forbidden: {why_forbidden(principal, action)}")
-    return project_not_found()
+    return HTTPError(404, missing)
 
 
 _SIGN_IN = {

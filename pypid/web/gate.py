@@ -17,7 +17,15 @@ from twisted.internet.defer import Deferred
 from twisted.web.iweb import IRequest
 
 from pypid.caches import MISSING, Caches
-from pypid.domain.access import Action, Principal, ProjectAccess, refusal
+from pypid.domain.access import (
+    Action,
+    GroupAccess,
+    Principal,
+    ProjectAccess,
+    decide,
+    may_read_group,
+    refusal,
+)
 from pypid.interfaces import IAuthenticator
 from pypid.store.registry import NotFound, Registry, Row
 from pypid.web.credentials import Credentials, credentials_from
@@ -26,11 +34,18 @@ from pypid.web.ratelimit import FailedAuthLimiter
 
 
 class Allowed(NamedTuple):
-    """What the gate let through: the project (None for endpoints without one) and who.
+    """What the gate let through: the project or group (None for endpoints without one)
+    and who; for a group, the projects below it that the principal may read.
     (A NamedTuple: made on every hot request, where a frozen dataclass costs a microsecond.)"""
 
     project: Row | None
     principal: Principal | None
+    group: Row | None = None
+    readable: tuple[int, ...] = ()
+
+
+PROJECT = "project"
+GROUP = "group"
 
 
 def client_address(request: IRequest) -> str:
@@ -50,7 +65,8 @@ class Gate:
 
     # -- memory only -------------------------------------------------------------------
 
-    def peek(self, request: IRequest, ref: str | None, action: Action) -> Allowed | None:
+    def peek(self, request: IRequest, ref: str | None, action: Action,
+             target: str = PROJECT) -> Allowed | None:
         limiter = self.limiter
         if limiter is not None and limiter.bans and limiter.banned_for(
                 client_address(request)) is not None:
@@ -66,6 +82,8 @@ class Gate:
                 return None
         if ref is None:
             return Allowed(None, principal)
+        if target == GROUP:
+            return self._peek_group(ref, principal)
         project = self._caches.projects.get(ref)
         if project is None:  # not cached, or cached as missing: Klein answers
             return None
@@ -74,20 +92,33 @@ class Gate:
             return None
         return Allowed(project, principal)
 
+    def _peek_group(self, ref: str, principal: Principal | None) -> Allowed | None:
+        group = self._caches.groups.get(ref)
+        if group is None:
+            return None
+        access = self._caches.group_access.get((group["id"], principal))
+        if access is None or not may_read_group(principal, access):
+            return None
+        return Allowed(None, principal, group, access.readable_projects)
+
     def _peek_access(self, project: Row, principal: Principal | None) -> ProjectAccess | None:
         if _needs_no_role(principal):
-            return ProjectAccess(project["id"], project["visibility"], None)
+            return ProjectAccess(project["id"], project["visibility"], None,
+                                 project["group_ids"])
         assert principal is not None and principal.user_id is not None
         found = self._caches.peek(self._caches.roles, (project["id"], principal.user_id))
         return None if found is MISSING else found
 
     # -- everything else ---------------------------------------------------------------
 
-    async def resolve(self, request: IRequest, ref: str | None, action: Action) -> Allowed:
+    async def resolve(self, request: IRequest, ref: str | None, action: Action,
+                      target: str = PROJECT) -> Allowed:
         """Who and what, or the refusal (HTTPError) every lane gives."""
         principal = await self.principal(request)
         if ref is None:
             return Allowed(None, principal)
+        if target == GROUP:
+            return await self._resolve_group(ref, principal, action)
         project = await self._project(ref)
         access = None if project is None else await self._access(project, principal)
         refused = refusal(principal, access, action)
@@ -122,19 +153,41 @@ class Gate:
         if self.limiter is not None:
             self.limiter.failed(address)
 
-    async def _project(self, ref: str) -> Row | None:
+    async def _resolve_group(
+        self, ref: str, principal: Principal | None, action: Action
+    ) -> Allowed:
+        """Group endpoints are reads; who may read the group sees, below it, the projects
+        they may read. A group they may not read looks exactly like a missing one."""
+        group = await self._row(self._caches.groups, Registry.group, ref)
+        access: GroupAccess | None = None
+        if group is not None:
+            access = await self._caches.fill(
+                lambda: self._caches.group_access, (group["id"], principal),
+                lambda: self._run_db(Registry.group_access, group, principal))
+        allowed = access is not None and action is Action.read and may_read_group(
+            principal, access)
+        refused = decide(principal, allowed, False, action)
+        if refused is not None:
+            raise for_refusal(refused, principal, action, "Group Not Found")
+        assert access is not None
+        return Allowed(None, principal, group, access.readable_projects)
+
+    async def _row(self, table: Any, query: Callable[..., Any], ref: str) -> Row | None:
         async def load() -> Row | None:
             try:
-                return await self._run_db(Registry.project, ref)  # type: ignore[no-any-return]
+                return await self._run_db(query, ref)  # type: ignore[no-any-return]
             except NotFound:
                 return None
 
-        return await self._caches.fill(  # type: ignore[no-any-return]
-            lambda: self._caches.projects, ref, load)
+        return await self._caches.fill(lambda: table, ref, load)  # type: ignore[no-any-return]
+
+    async def _project(self, ref: str) -> Row | None:
+        return await self._row(self._caches.projects, Registry.project, ref)
 
     async def _access(self, project: Row, principal: Principal | None) -> ProjectAccess:
         if _needs_no_role(principal):
-            return ProjectAccess(project["id"], project["visibility"], None)
+            return ProjectAccess(project["id"], project["visibility"], None,
+                                 project["group_ids"])
         assert principal is not None and principal.user_id is not None
         return await self._caches.fill(  # type: ignore[no-any-return]
             lambda: self._caches.roles, (project["id"], principal.user_id),

@@ -9,15 +9,17 @@ answer depends on (media type, redirects, file or metadata) are made once, here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from pypid.caches import MISSING
+from pypid.caches import Table
 from pypid.domain.access import Action
 from pypid.domain.names import BadName, is_normalized, normalize_package_name
 from pypid.publish import UploadRefused
@@ -78,7 +80,7 @@ async def upload(services: Services, request: IRequest, allowed: Allowed) -> byt
 
 async def simple_root(services: Services, request: IRequest, allowed: Allowed) -> bytes:
     if not request.path.endswith(b"/"):
-        return _redirect(request, "simple/")
+        return redirect(request, "simple/")
     return await _page(services, request, allowed, None)
 
 
@@ -100,7 +102,7 @@ async def simple_package(
     with_slash = request.path.endswith(b"/")
     if not with_slash or not is_normalized(name):
         # PEP 503: redirect to the normalized URL, relative so proxies need no setup.
-        return _redirect(request, ("../" if with_slash else "") + quote(normalized) + "/")
+        return redirect(request, ("../" if with_slash else "") + quote(normalized) + "/")
     return await _page(services, request, allowed, normalized)
 
 
@@ -112,7 +114,7 @@ def simple_package_from_memory(
     return _page_from_memory(services, request, allowed, name)
 
 
-def _redirect(request: IRequest, target: str) -> bytes:
+def redirect(request: IRequest, target: str) -> bytes:
     _, _, query = request.uri.partition(b"?")
     request.redirect(target.encode("ascii") + (b"?" + query if query else b""))
     request.setResponseCode(301)  # after redirect(), which sets 302
@@ -139,17 +141,10 @@ async def _page(
 ) -> bytes:
     project = allowed.project
     assert project is not None
-    chosen = _media_type(request)
-    # Query and render in the database thread: a root page of thousands of packages is
-    # real work, and the reactor must not do it.
-    page: simple.Page | None = await services.caches.fill(
-        services.caches.project_table(project["id"]), ("page", name, chosen),
-        lambda: services.run_db(simple.render_from_registry, project["id"], name, chosen,
-                                _files_base(services, project)),
-        keep=lambda found: found is not None)
-    if page is None:
-        raise HTTPError(404, "Package Not Found")
-    return simple.write_page(request, page)
+    return await cached_page(
+        services, request, services.caches.project_table(project["id"]), name, (),
+        lambda chosen: services.run_db(simple.render_from_registry, project["id"], name,
+                                       chosen, _files_base(services, project)))
 
 
 def _page_from_memory(
@@ -157,9 +152,30 @@ def _page_from_memory(
 ) -> bytes | int | None:
     project = allowed.project
     assert project is not None
-    key = ("page", name, media_type(request.getHeader(b"accept")))
-    page = services.caches.peek(services.caches.for_project(project["id"]), key)
-    if page is MISSING:
+    return page_from_memory(request, services.caches.for_project(project["id"]), name, ())
+
+
+async def cached_page(
+    services: Services, request: IRequest, table: Callable[[], Table], name: str | None,
+    scope: tuple[Any, ...], render: Callable[[str], Deferred[simple.Page | None]],
+) -> bytes:
+    """A page (name None: the root) from table's cache, else rendered (in the database
+    thread: a root page of thousands of packages is real work) and kept; scope: what else
+    the page depends on (for a group, the projects the principal may read)."""
+    chosen = _media_type(request)
+    page: simple.Page | None = await services.caches.fill(
+        table, ("page", name, chosen, scope), lambda: render(chosen),
+        keep=lambda found: found is not None)
+    if page is None:
+        raise HTTPError(404, "Package Not Found")
+    return simple.write_page(request, page)
+
+
+def page_from_memory(
+    request: IRequest, table: dict[Any, Any], name: str | None, scope: tuple[Any, ...]
+) -> bytes | int | None:
+    page = table.get(("page", name, media_type(request.getHeader(b"accept")), scope))
+    if page is None:
         return None
     body = simple.write_page(request, page)
     if len(body) >= DIRECT_MIN and wire.answer_now(request, body):
@@ -186,14 +202,32 @@ async def file(
 ) -> bytes | Resource:
     project = allowed.project
     assert project is not None
+    return await cached_file(
+        services, request, services.caches.project_table(project["id"]), (),
+        lambda digest, name: services.run_db(Registry.file_by_name, project["id"], digest,
+                                             name), sha256, filename)
+
+
+def file_from_memory(
+    services: Services, request: IRequest, allowed: Allowed, sha256: str, filename: str
+) -> bytes | int | None:
+    project = allowed.project
+    assert project is not None
+    return file_in_memory(services, request, services.caches.for_project(project["id"]), (),
+                          sha256, filename)
+
+
+async def cached_file(
+    services: Services, request: IRequest, table: Callable[[], Table], scope: tuple[Any, ...],
+    lookup: Callable[[str, str], Deferred[Row | None]], sha256: str, filename: str,
+) -> bytes | Resource:
+    """A file or its .metadata: the row from table's cache, else lookup(sha256, filename)."""
     target = _target(sha256, filename)
     if target is None:
         raise HTTPError(404, "File Not Found")
     digest, dist_filename, wants_metadata = target
-    table = services.caches.project_table(project["id"])
     row: Row | None = await services.caches.fill(
-        table, ("file", digest, dist_filename),
-        lambda: services.run_db(Registry.file_by_name, project["id"], digest, dist_filename))
+        table, ("file", digest, dist_filename, scope), lambda: lookup(digest, dist_filename))
     if row is None:
         raise HTTPError(404, "File Not Found")
     if wants_metadata:
@@ -215,17 +249,15 @@ async def file(
     return answer if isinstance(answer, bytes) else files.Stream(answer)
 
 
-def file_from_memory(
-    services: Services, request: IRequest, allowed: Allowed, sha256: str, filename: str
+def file_in_memory(
+    services: Services, request: IRequest, table: dict[Any, Any], scope: tuple[Any, ...],
+    sha256: str, filename: str,
 ) -> bytes | int | None:
-    project = allowed.project
-    assert project is not None
     target = _target(sha256, filename)
     if target is None:
         return None
     digest, dist_filename, wants_metadata = target
-    table = services.caches.for_project(project["id"])
-    row = table.get(("file", digest, dist_filename))
+    row = table.get(("file", digest, dist_filename, scope))
     if row is None:
         return None
     if wants_metadata:

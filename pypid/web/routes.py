@@ -18,10 +18,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
 from pypid.domain.access import Action
-from pypid.web import health, packages_api, pypi
+from pypid.web import group_pypi, health, packages_api, pypi
+from pypid.web.gate import GROUP as GROUP_TARGET
+from pypid.web.gate import PROJECT as PROJECT_TARGET
 
 PROJECT = "/api/v4/projects/<path:ref>"
 PYPI = PROJECT + "/packages/pypi"
+GROUP_PYPI = "/api/v4/groups/<path:ref>/-/packages/pypi"
 READS = ("GET", "HEAD")
 
 Handler = Callable[..., Any]
@@ -40,6 +43,7 @@ class Endpoint:
     direct: bool = False
     # Its body is an upload form, parsed while it arrives (pypid.web.formbody).
     streams_body: bool = False
+    target: str = PROJECT_TARGET  # what `ref` names: a project or a group
     # False: the rule matches with and without its trailing slash, and the handler
     # decides (index pages redirect; uploads must never be redirected: twine gives up).
     strict_slashes: bool = True
@@ -55,6 +59,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              pypi.simple_package, pypi.simple_package_from_memory, strict_slashes=False),
     Endpoint("file", READS, PYPI + "/files/<sha256>/<filename>", Action.read, pypi.file,
              pypi.file_from_memory),
+    # The group index (read-only: uploads go to projects).
+    Endpoint("group_simple_root", READS, GROUP_PYPI + "/simple/", Action.read,
+             group_pypi.simple_root, group_pypi.simple_root_from_memory,
+             strict_slashes=False, target=GROUP_TARGET),
+    Endpoint("group_simple_package", READS, GROUP_PYPI + "/simple/<name>/", Action.read,
+             group_pypi.simple_package, group_pypi.simple_package_from_memory,
+             strict_slashes=False, target=GROUP_TARGET),
+    Endpoint("group_file", READS, GROUP_PYPI + "/files/<sha256>/<filename>", Action.read,
+             group_pypi.file, group_pypi.file_from_memory, target=GROUP_TARGET),
     Endpoint("packages", ("GET",), PROJECT + "/packages", Action.read,
              packages_api.list_packages),
     Endpoint("package", ("GET",), PROJECT + "/packages/<int:package_id>", Action.read,

@@ -145,6 +145,21 @@ def render_from_registry(
     return render_package(name, rows, files_base, media_type)
 
 
+def render_group_from_registry(
+    registry: Registry, project_ids: tuple[int, ...], name: str | None, media_type: str,
+    files_base: str,
+) -> Page | None:
+    """Database thread: a group's root page, or a package page from the project that owns
+    the name in the group (pypid.web.group_pypi); None if no readable project has it."""
+    if name is None:
+        return render_root(registry.group_package_names(project_ids), media_type)
+    owner = registry.group_package_owner(project_ids, name)
+    if owner is None:
+        return None
+    return render_package(name, registry.package_page_files(owner, name), files_base,
+                          media_type)
+
+
 def _version_order(text: str) -> Any:
     try:
         return (0, Version(text), text)

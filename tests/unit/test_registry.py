@@ -66,7 +66,7 @@ def test_users_and_projects(registry: Registry) -> None:
     assert registry.project("acme/tools")["id"] == project_id
     with pytest.raises(Conflict):
         registry.create_project("acme/tools")
-    for bad in ("acme", "acme/tools/x", "acme/../x", "-x/y", "a/b c"):
+    for bad in ("acme", "acme/../x", "-x/y", "a/b c", "a//b", "/a/b", "a/b/"):
         with pytest.raises(Invalid):
             registry.create_project(bad)
     with pytest.raises(Invalid):

@@ -57,6 +57,14 @@ SAMPLES: dict[str, list[Sample]] = {
              Sample("GET",
                     f"/api/v4/projects/{{p}}/packages/pypi/files/{SHA}/{FILENAME}.metadata"),
              Sample("GET", f"/api/v4/projects/{{p}}/packages/pypi/files/{SHA}/other.whl")],
+    "group_simple_root": [Sample("GET", "/api/v4/groups/{g}/-/packages/pypi/simple/"),
+                          Sample("GET", "/api/v4/groups/acme/-/packages/pypi/simple")],
+    "group_simple_package": [Sample("GET", "/api/v4/groups/{g}/-/packages/pypi/simple/pkg/"),
+                             Sample("GET", "/api/v4/groups/acme/-/packages/pypi/simple/Pkg/",
+                                    headers=(("Accept", "application/vnd.pypi.simple.v1+json"),))],
+    "group_file": [
+        Sample("GET", f"/api/v4/groups/{{g}}/-/packages/pypi/files/{SHA}/{FILENAME}"),
+        Sample("GET", f"/api/v4/groups/{{g}}/-/packages/pypi/files/{SHA}/{FILENAME}.metadata")],
     "packages": [Sample("GET", "/api/v4/projects/{p}/packages?per_page=1")],
     "package": [Sample("GET", "/api/v4/projects/{p}/packages/1")],
     "package_files": [Sample("GET", "/api/v4/projects/{p}/packages/1/package_files")],
@@ -82,7 +90,7 @@ def comparable(reply: Reply) -> tuple[int, bytes, bytes, dict[str, list[str]]]:
 
 
 def send(client: Client, sample: Sample, project: int, auth: Any) -> Reply:
-    return client.request(sample.method, sample.path.format(p=project), auth=auth,
+    return client.request(sample.method, sample.path.format(p=project, g=1), auth=auth,
                           headers=dict(sample.headers), data=sample.body)
 
 

@@ -1,0 +1,102 @@
+"""The group index: GitLab's read-only PyPI endpoints of a group, over every project in
+the group and its subgroups that the principal may read.
+
+A name held by several of those projects is shown from one of them: the project that
+published it first. GitLab shows the most recently published package of a name and version
+(docs: "If multiple packages have the same name and version, the most recently-published
+package is retrieved"), which lets any developer of any project in the group shadow a
+release of another project by publishing the same name later: a dependency confusion inside
+the group. Here the first publisher keeps the name; what other projects publish under it
+is left out of the group index (and stays installable from their own project index).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+
+from pypid.domain.names import BadName, is_normalized, normalize_package_name
+from pypid.store.registry import Registry, Row
+from pypid.web import pypi, simple
+from pypid.web.errors import HTTPError
+from pypid.web.gate import Allowed
+from pypid.web.services import Services
+
+
+def _group(allowed: Allowed) -> Row:
+    assert allowed.group is not None
+    return allowed.group
+
+
+def _files_base(services: Services, group: Row) -> str:
+    if services.public_url:
+        return f"{services.public_url}/api/v4/groups/{group['id']}/-/packages/pypi/files"
+    return "../../files"
+
+
+async def simple_root(services: Services, request: IRequest, allowed: Allowed) -> bytes:
+    if not request.path.endswith(b"/"):
+        return pypi.redirect(request, "simple/")
+    return await _page(services, request, allowed, None)
+
+
+def simple_root_from_memory(
+    services: Services, request: IRequest, allowed: Allowed
+) -> bytes | int | None:
+    if not request.path.endswith(b"/"):
+        return None
+    return pypi.page_from_memory(request, services.caches.for_group(_group(allowed)["id"]),
+                                 None, allowed.readable)
+
+
+async def simple_package(
+    services: Services, request: IRequest, allowed: Allowed, name: str
+) -> bytes:
+    try:
+        normalized = normalize_package_name(name)
+    except BadName:
+        raise HTTPError(404, "Package Not Found") from None
+    with_slash = request.path.endswith(b"/")
+    if not with_slash or not is_normalized(name):
+        return pypi.redirect(request, ("../" if with_slash else "")
+                              + quote(normalized) + "/")
+    return await _page(services, request, allowed, normalized)
+
+
+def simple_package_from_memory(
+    services: Services, request: IRequest, allowed: Allowed, name: str
+) -> bytes | int | None:
+    if not request.path.endswith(b"/") or not is_normalized(name):
+        return None
+    return pypi.page_from_memory(request, services.caches.for_group(_group(allowed)["id"]),
+                                 name, allowed.readable)
+
+
+async def _page(
+    services: Services, request: IRequest, allowed: Allowed, name: str | None
+) -> bytes:
+    group = _group(allowed)
+    return await pypi.cached_page(
+        services, request, services.caches.group_table(group["id"]), name, allowed.readable,
+        lambda chosen: services.run_db(simple.render_group_from_registry, allowed.readable,
+                                       name, chosen, _files_base(services, group)))
+
+
+async def file(
+    services: Services, request: IRequest, allowed: Allowed, sha256: str, filename: str
+) -> bytes | Resource:
+    group = _group(allowed)
+    return await pypi.cached_file(
+        services, request, services.caches.group_table(group["id"]), allowed.readable,
+        lambda digest, name: services.run_db(Registry.group_file_by_name, allowed.readable,
+                                             digest, name), sha256, filename)
+
+
+def file_from_memory(
+    services: Services, request: IRequest, allowed: Allowed, sha256: str, filename: str
+) -> bytes | int | None:
+    return pypi.file_in_memory(services, request,
+                               services.caches.for_group(_group(allowed)["id"]),
+                               allowed.readable, sha256, filename)
