@@ -143,13 +143,12 @@ class GroupAccess:
 def may_read_group(principal: Principal | None, group: GroupAccess) -> bool:
     """GitLab's read_group: public groups for anyone; internal ones for anyone signed in;
     private ones for members (direct or inherited), admins, the group's deploy tokens, and
-    whoever may read a project below it."""
-    if group.visibility == "public":
+    whoever may read a project below it (anonymous too, where such a project is public:
+    pypid lets a public project live in a private group, GitLab does not)."""
+    if group.visibility == "public" or group.readable_projects:
         return True
     if principal is None or not principal.scopes & READ_SCOPES:
         return False
-    if group.readable_projects:
-        return True
     if principal.is_deploy_token:
         return principal.deploy_group_id is not None and principal.deploy_group_id in group.lineage
     return principal.is_admin or group.visibility == "internal" or group.role is not None

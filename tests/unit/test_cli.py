@@ -141,3 +141,48 @@ def test_fsck_command(capsys: pytest.CaptureFixture[str], data_dir: Path) -> Non
     assert code == 1 and "blobs no row uses, found: 1" in out
     code, out, _ = run(capsys, data_dir, "fsck", "--grace", "0", "--repair")
     assert code == 0 and not orphan.exists()
+
+
+def test_group_commands(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    """The group commands fixed by SPEC.md: create (parents made private), list, members,
+    settings, deploy tokens; member remove; project settings --visibility; all audited."""
+    code, out, _ = run(capsys, data_dir, "group", "create", "acme/platform",
+                       "--visibility", "internal")
+    assert code == 0 and out.strip() == "2"  # acme (1) was made for it, private
+    groups = json.loads(run(capsys, data_dir, "group", "list", "--json")[1])
+    assert [(g["id"], g["path"], g["visibility"]) for g in groups] == [
+        (1, "acme", "private"), (2, "acme/platform", "internal")]
+    assert run(capsys, data_dir, "group", "create", "acme")[0] == 1  # exists
+    code, _, err = run(capsys, data_dir, "group", "create", "bad path")
+    assert code == 1 and err.count("\n") == 1
+    assert run(capsys, data_dir, "project", "create", "new/deep/tools")[1].strip() == "1"
+    assert "new/deep" in run(capsys, data_dir, "group", "list")[1]
+    run(capsys, data_dir, "user", "create", "ann")
+    assert run(capsys, data_dir, "group", "member", "add", "acme", "ann", "--role",
+               "developer")[0] == 0
+    with pytest.raises(SystemExit) as usage:  # not a pypid role
+        run(capsys, data_dir, "group", "member", "add", "acme", "ann", "--role", "owner")
+    assert usage.value.code == 2
+    assert run(capsys, data_dir, "group", "member", "remove", "acme", "ann")[0] == 0
+    assert run(capsys, data_dir, "group", "member", "remove", "acme", "ann")[0] == 1
+    run(capsys, data_dir, "member", "add", "1", "ann", "--role", "reporter")
+    assert run(capsys, data_dir, "member", "remove", "1", "ann")[0] == 0
+    assert run(capsys, data_dir, "member", "remove", "1", "ann")[0] == 1
+    code, out, _ = run(capsys, data_dir, "group", "deploy-token", "create", "acme",
+                       "--scopes", "read_package_registry")
+    username, secret = out.split()
+    assert code == 0 and username.startswith("gitlab+deploy-token-") and secret.startswith("gldt-")
+    settings = json.loads(run(capsys, data_dir, "project", "settings", "1", "--visibility",
+                              "public")[1])
+    assert settings["visibility"] == "public"
+    settings = json.loads(run(capsys, data_dir, "group", "settings", "acme", "--visibility",
+                              "internal")[1])
+    assert settings["visibility"] == "internal"
+    with pytest.raises(SystemExit):
+        run(capsys, data_dir, "group", "settings", "acme", "--visibility", "secret")
+    actions = [json.loads(line)["action"] for line in
+               (data_dir / "audit.log").read_text().splitlines()]
+    for action in ("group_create", "group_member_add", "group_member_remove", "member_remove",
+                   "group_deploy_token_create", "settings", "group_settings"):
+        assert action in actions
+    assert secret not in (data_dir / "audit.log").read_text()

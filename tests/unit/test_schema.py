@@ -93,3 +93,29 @@ def test_version_4_drops_sdist_metadata_pep_643_does_not_back(tmp_path: Path) ->
         "SELECT filename FROM package_files WHERE metadata_sha256 IS NOT NULL")}
     assert kept == {"p-1.0-py3-none-any.whl", "p-1.0b1.tar.gz"}
     assert db.execute("SELECT COUNT(*) FROM core_metadata").fetchone()[0] == 2
+
+
+def test_version_5_makes_groups_of_the_namespaces(tmp_path: Path) -> None:
+    """Each namespace becomes a group, as visible as its most visible project; projects
+    point at it; deploy tokens are kept, as project deploy tokens."""
+    path = tmp_path / "db.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    schema.upgrade(conn, path, target=4)
+    for project_path, visibility in (("acme/a", "private"), ("acme/b", "public"),
+                                     ("solo/c", "internal")):
+        namespace, name = project_path.split("/")
+        conn.execute("INSERT INTO projects (namespace, name, path, visibility, created_at) "
+                     "VALUES (?, ?, ?, ?, 'x')", (namespace, name, project_path, visibility))
+    conn.execute("INSERT INTO deploy_tokens (project_id, username, name, token_digest, scopes, "
+                 "created_at) VALUES (1, 'gitlab+deploy-token-1', 'd', 'digest', 'api', 'x')")
+    conn.close()
+    db = connect(path)
+    groups = {row["path"]: row for row in db.query("SELECT * FROM groups")}
+    assert {path: row["visibility"] for path, row in groups.items()} == {
+        "acme": "public", "solo": "internal"}
+    assert [(row["path"], row["group_id"]) for row in db.query(
+        "SELECT path, group_id FROM projects ORDER BY id")] == [
+        ("acme/a", groups["acme"]["id"]), ("acme/b", groups["acme"]["id"]),
+        ("solo/c", groups["solo"]["id"])]
+    (token,) = db.query("SELECT * FROM deploy_tokens")
+    assert token["project_id"] == 1 and token["group_id"] is None
