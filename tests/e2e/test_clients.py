@@ -207,3 +207,35 @@ def test_pip_installs_the_dependencies_of_an_old_sdist(daemon: Daemon, tmp_path:
          "oldflask"])
     assert imported_value(target, "olddep") == "2.0"
     assert imported_value(target, "oldflask") == "1.0"
+
+
+def test_pip_and_uv_install_through_one_group_index(daemon: Daemon, tmp_path: Path) -> None:
+    """One group URL serves the packages of every project below: an app from one project
+    installs with its dependency from another, with pip and with uv, with a group deploy
+    token."""
+    apps = daemon.cli("project", "create", "team/apps").stdout.strip()
+    libs = daemon.cli("project", "create", "team/platform/libs").stdout.strip()
+    dist = tmp_path / "group-dist"
+    dist.mkdir()
+    app_metadata = ("Metadata-Version: 2.1\nName: teamapp\nVersion: 1.0\n"
+                    "Requires-Dist: corelib>=2\n\n")
+    (dist / "teamapp-1.0-py3-none-any.whl").write_bytes(
+        wheel_bytes("teamapp", "1.0", metadata=app_metadata))
+    write_wheel(dist, "corelib", "2.0")
+    for project, filename in ((apps, "teamapp-1.0-py3-none-any.whl"),
+                              (libs, "corelib-2.0-py3-none-any.whl")):
+        twine("upload", "--repository-url", upload_url(daemon, project), "-u", "__token__",
+              "-p", daemon.token, str(dist / filename))
+    username, secret = daemon.cli("group", "deploy-token", "create", "team", "--scopes",
+                                  "read_package_registry").stdout.split()
+    host = daemon.url.removeprefix("http://")
+    group_url = f"http://{username}:{secret}@{host}/api/v4/groups/team/-/packages/pypi/simple/"
+    site = pip_install(tmp_path, group_url, "teamapp")
+    assert imported_value(site, "corelib") == "2.0"
+    assert imported_value(site, "teamapp") == "1.0"
+    venv = tmp_path / "group-venv"
+    run([str(BIN / "uv"), "venv", "--python", sys.executable, str(venv)])
+    run([str(BIN / "uv"), "pip", "install", "--python", str(venv / "bin" / "python"),
+         "--no-cache", "--index-url", group_url, "teamapp"])
+    result = run([str(venv / "bin" / "python"), "-c", "import corelib; print(corelib.VALUE)"])
+    assert result.stdout.strip() == "2.0"
