@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quick import BIN, REPO, free_port, pinned, post, wait_for, wrk  # noqa: E402
+from quick import BIN, REPO, free_port, pinned, post, wait_for, wrk
 
-from tests.dists import wheel_bytes, wheel_filename  # noqa: E402
+from tests.dists import wheel_bytes, wheel_filename
 
 PROJECTS = int(os.environ.get("GROUP_PROJECTS", "50"))
 PER_PROJECT = int(os.environ.get("GROUP_PACKAGES_PER_PROJECT", "100"))
