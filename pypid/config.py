@@ -45,6 +45,10 @@ class Config:
     auth_failure_window: float = 60.0
     auth_ban_time: float = 3600.0
     auth_allowlist: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # GET /-/metrics answers clients from these networks only (others get 404).
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # Counting requests for /-/metrics; off only to measure what counting costs.
+    metrics: bool = True
 
 
 # TOML key -> (Config attribute, parser). The TOML spelling matches the command line.
@@ -140,6 +144,8 @@ _SETTINGS: dict[str, tuple[str, Any]] = {
     "auth-failure-window": ("auth_failure_window", _positive_float),
     "auth-ban-time": ("auth_ban_time", _positive_float),
     "auth-allowlist": ("auth_allowlist", _networks),
+    "metrics-allow": ("metrics_allow", _networks),
+    "metrics": ("metrics", _boolean),
 }
 
 SETTING_NAMES = tuple(_SETTINGS)

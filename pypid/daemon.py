@@ -36,6 +36,7 @@ from pypid.queue import BoundedQueue
 from pypid.store.db import DatabaseService, open_registry
 from pypid.web.app import RegistryApp
 from pypid.web.formbody import streamed_body
+from pypid.web.metrics import Metrics, Stats
 from pypid.web.ratelimit import FailedAuthLimiter
 from pypid.web.site import PypidSite
 
@@ -180,7 +181,8 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     data_dir = Path(config.data_dir)
     prepare_data_dir(data_dir)
 
-    database = DatabaseService(reactor, data_dir)
+    stats = Stats() if config.metrics else None
+    database = DatabaseService(reactor, data_dir, stats.database if stats else None)
     worker_pool = ThreadPool(minthreads=0, maxthreads=config.upload_workers + 4,
                              name="pypid-worker")
 
@@ -191,6 +193,27 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     blobs = FilesystemBlobs(data_dir)
     queue = BoundedQueue(run_worker, config.upload_workers, config.upload_queue)
     publisher = Publisher(blobs, queue, database.run, caches)
+    limiter = FailedAuthLimiter(reactor, config.auth_failure_limit, config.auth_failure_window,
+                                config.auth_ban_time, config.auth_allowlist)
+    site_box: list[PypidSite] = []
+    metrics = None if stats is None else Metrics(
+        stats, config.metrics_allow,
+        gauges={
+            "pypid_upload_queue_waiting": ("Uploads waiting for a worker",
+                                           lambda: float(queue.waiting)),
+            "pypid_uploads_in_progress": ("Uploads being processed",
+                                          lambda: float(queue.running)),
+            "pypid_requests_in_flight": ("Requests being answered",
+                                         lambda: float(site_box[0].in_flight)),
+            "pypid_banned_addresses": ("Addresses banned for failed sign-ins",
+                                       lambda: float(len(limiter.bans))),
+        },
+        counters={
+            "pypid_upload_queue_full": ("Uploads refused with 503: the queue was full",
+                                        lambda: float(queue.refused)),
+            "pypid_bans": ("Addresses banned for failed sign-ins",
+                           lambda: float(limiter.bans_total)),
+        })
     app = RegistryApp(
         run_db=database.run,
         authenticator=RegistryAuthenticator(database.run, caches),
@@ -200,16 +223,17 @@ def build_service(config: Config, reactor: Any) -> PypidService:
         caches=caches,
         max_upload_size=config.max_upload_size,
         public_url=config.public_url,
-        limiter=FailedAuthLimiter(reactor, config.auth_failure_limit,
-                                  config.auth_failure_window, config.auth_ban_time,
-                                  config.auth_allowlist),
+        limiter=limiter,
         audit=AuditLog(data_dir),
+        metrics=metrics,
     )
     site = PypidSite(app.resource(), spool_dir=blobs.temp_dir,
                      max_body_size=config.max_upload_size, log_requests=config.access_log,
                      timeout=config.request_timeout, min_body_rate=config.min_upload_rate,
                      streamed_body=lambda request: streamed_body(
-                         request, blobs.new_temp, run_worker, app.router))
+                         request, blobs.new_temp, run_worker, app.router),
+                     stats=stats, endpoint_of=app.router.endpoint_name)
+    site_box.append(site)
 
     service = PypidService(reactor, site, config.shutdown_grace)
     service.setName("pypid")

@@ -49,7 +49,8 @@ class Options(usage.Options):
         ["auth-ban-time", None, None, "Seconds an address stays banned [default: 3600]"],
     ]
 
-    optFlags = [["access-log", None, "Log one line per request [default: off]"]]
+    optFlags = [["access-log", None, "Log one line per request [default: off]"],
+                ["no-metrics", None, "Do not count requests for /-/metrics [default: count]"]]
 
     def __init__(self) -> None:
         super().__init__()
@@ -60,6 +61,11 @@ class Options(usage.Options):
         """Address or network never banned for failed sign-ins; repeatable
         [default: 127.0.0.0/8 and ::1]."""
         self.setdefault("auth-allow", []).append(network)
+
+    def opt_metrics_allow(self, network: str) -> None:
+        """Address or network allowed to read /-/metrics; repeatable
+        [default: 127.0.0.0/8 and ::1]."""
+        self.setdefault("metrics-allow", []).append(network)
 
     def opt_listen(self, description: str) -> None:
         """Twisted endpoint to listen on; repeatable
@@ -81,6 +87,10 @@ class Options(usage.Options):
             given["access-log"] = True
         if self.get("auth-allow"):
             given["auth-allowlist"] = list(self["auth-allow"])
+        if self.get("metrics-allow"):
+            given["metrics-allow"] = list(self["metrics-allow"])
+        if self["no-metrics"]:
+            given["metrics"] = False
         try:
             self.config = load_config(self["config"], given)
         except ConfigError as error:

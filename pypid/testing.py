@@ -29,6 +29,7 @@ from pypid.queue import BoundedQueue
 from pypid.store.db import open_registry
 from pypid.store.registry import Registry, utc_now
 from pypid.web.app import RegistryApp
+from pypid.web.metrics import Metrics, Stats
 from pypid.web.ratelimit import FailedAuthLimiter
 
 
@@ -145,6 +146,7 @@ def make_app(
     run_worker: Callable[..., Deferred[Any]] = run_now,
     limiter: FailedAuthLimiter | None = None,
     busy_timeout: float = 5.0,
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128"),
 ) -> AppHarness:
     """A RegistryApp on a real SQLite file and (by default) a real blob store, all synchronous."""
     from pypid.blobs.filesystem import FilesystemBlobs
@@ -167,6 +169,7 @@ def make_app(
         public_url=public_url,
         limiter=limiter,
         audit=AuditLog(data_dir),
+        metrics=Metrics(Stats(), metrics_allow),
     )
     return AppHarness(app, registry, database, store, caches)
 

@@ -9,6 +9,7 @@ it write while the daemon reads).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -56,8 +57,10 @@ def open_registry(data_dir: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS) ->
 class DatabaseService(Service):
     """Owns the daemon's single connection in a one-thread pool; `run` sends work there."""
 
-    def __init__(self, reactor: IReactorFromThreads, data_dir: Path) -> None:
+    def __init__(self, reactor: IReactorFromThreads, data_dir: Path,
+                 job_times: Any = None) -> None:
         self._reactor = reactor
+        self._job_times = job_times  # a Histogram (pypid.web.metrics), observed here
         self._data_dir = data_dir
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="pypid-db")
         self._registry: Registry | None = None
@@ -80,7 +83,13 @@ class DatabaseService(Service):
 
         def call() -> T:
             assert self._registry is not None, "database used before it was opened"
-            return function(self._registry, *args, **kwargs)
+            if self._job_times is None:
+                return function(self._registry, *args, **kwargs)
+            started = time.perf_counter()
+            try:
+                return function(self._registry, *args, **kwargs)
+            finally:
+                self._job_times.observe(time.perf_counter() - started)
 
         return deferToThreadPool(self._reactor, self._pool, call)
 

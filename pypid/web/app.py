@@ -24,6 +24,7 @@ from pypid.interfaces import IAuthenticator, IBlobStore
 from pypid.publish import Publisher
 from pypid.web.errors import answer_failure
 from pypid.web.gate import Allowed, Gate
+from pypid.web.metrics import Metrics
 from pypid.web.ratelimit import FailedAuthLimiter
 from pypid.web.routes import ENDPOINTS, Endpoint, Router
 from pypid.web.services import Services
@@ -44,12 +45,15 @@ class RegistryApp:
         public_url: str | None = None,
         limiter: FailedAuthLimiter | None = None,
         audit: AuditLog | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.caches = caches
         self.limiter = limiter
+        self.metrics = metrics
         self.services = Services(run_db, run_worker, blobs, publisher, caches,
-                                 max_upload_size, public_url, audit)
-        self.gate = Gate(authenticator, run_db, caches, limiter)
+                                 max_upload_size, public_url, audit, metrics)
+        self.gate = Gate(authenticator, run_db, caches, limiter,
+                         metrics.stats if metrics is not None else None)
         self.app = Klein()
         # No merging of '//' (werkzeug would answer it with a redirect of its own).
         self.app.url_map.merge_slashes = False

@@ -32,6 +32,7 @@ class FastLane(Resource):
         self._gate = app.gate
         self._services = app.services
         self._fallback = fallback
+        self._stats = app.metrics.stats if app.metrics is not None else None
 
     def render(self, request: IRequest) -> bytes | int:
         match = self._router.match(request.method, request.path)
@@ -48,7 +49,11 @@ class FastLane(Resource):
                 answer = endpoint.from_memory(self._services, request, allowed,
                                               **match.arguments)
                 if answer is not None:
+                    if self._stats is not None:
+                        self._stats.answered(endpoint.name, True)
                     return answer  # type: ignore[no-any-return]
+            if self._stats is not None and endpoint.from_memory is not None:
+                self._stats.answered(endpoint.name, False)
         elif match.bad_path:
             return render_error(request, bad_path())
         return self._fallback.render(request)  # type: ignore[no-any-return]

@@ -113,6 +113,7 @@ class BlobProducer:
             return True
         self._offset += sent
         self._remaining -= sent
+        self._request.sentLength += sent  # type: ignore[attr-defined]  # for logs, metrics
         return True
 
     def _write_chunk(self) -> None:

@@ -30,6 +30,7 @@ from pypid.interfaces import IAuthenticator
 from pypid.store.registry import NotFound, Registry, Row
 from pypid.web.credentials import Credentials, credentials_from
 from pypid.web.errors import HTTPError, for_refusal, unauthorized
+from pypid.web.metrics import Stats
 from pypid.web.ratelimit import FailedAuthLimiter
 
 
@@ -56,12 +57,13 @@ def client_address(request: IRequest) -> str:
 class Gate:
     def __init__(
         self, authenticator: IAuthenticator, run_db: Callable[..., Deferred[Any]],
-        caches: Caches, limiter: FailedAuthLimiter | None = None,
+        caches: Caches, limiter: FailedAuthLimiter | None = None, stats: Stats | None = None,
     ) -> None:
         self._auth = authenticator
         self._run_db = run_db
         self._caches = caches
         self.limiter = limiter
+        self._stats = stats
 
     # -- memory only -------------------------------------------------------------------
 
@@ -150,6 +152,8 @@ class Gate:
         return principal
 
     def _failed_sign_in(self, address: str) -> None:
+        if self._stats is not None:
+            self._stats.failed_sign_ins += 1
         if self.limiter is not None:
             self.limiter.failed(address)
 

@@ -30,6 +30,7 @@ class FailedAuthLimiter:
         self._allow = [ipaddress.ip_network(network, strict=False) for network in allow]
         self._failures: dict[str, deque[float]] = {}
         self.bans: dict[str, float] = {}  # address -> when the ban ends
+        self.bans_total = 0
 
     def _allowed(self, address: str) -> bool:
         try:
@@ -64,4 +65,5 @@ class FailedAuthLimiter:
             if len(self.bans) >= MAX_TRACKED:
                 self.bans.clear()
             self.bans[address] = now + self._ban
+            self.bans_total += 1
             del self._failures[address]

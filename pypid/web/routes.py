@@ -51,6 +51,7 @@ class Endpoint:
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("health", READS, "/-/health", None, health.health),
+    Endpoint("metrics", READS, "/-/metrics", None, health.metrics),
     Endpoint("upload", ("POST",), PYPI + "/", Action.write, pypi.upload, direct=True,
              streams_body=True, strict_slashes=False),
     Endpoint("simple_root", READS, PYPI + "/simple/", Action.read, pypi.simple_root,
@@ -123,6 +124,11 @@ class Router:
                 self._memo.clear()
             self._memo[key] = found
         return found
+
+    def endpoint_name(self, method: bytes, path: bytes) -> str:
+        """The label a request is counted under (/-/metrics)."""
+        endpoint = self.match(method, path).endpoint
+        return "unmatched" if endpoint is None else endpoint.name
 
     def _match(self, method: bytes, path: bytes) -> Match:
         try:

@@ -20,6 +20,7 @@ from pypid.publish import Publisher
 from pypid.store.registry import NotFound, Row, StoreError
 from pypid.web.errors import HTTPError
 from pypid.web.gate import client_address
+from pypid.web.metrics import Metrics
 
 log = Logger()
 MAX_ID = 2**63 - 1
@@ -35,6 +36,7 @@ class Services:
     max_upload_size: int
     public_url: str | None = None
     audit_log: AuditLog | None = None
+    metrics: Metrics | None = None
 
     async def store(self, function: Callable[..., Any], *args: Any) -> Any:
         """A registry call whose refusals become 404/400 answers."""

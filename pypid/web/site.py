@@ -28,6 +28,7 @@ from twisted.web import http, server
 from twisted.web.resource import IResource
 
 from pypid.web.errors import HTTPError, raw_response
+from pypid.web.metrics import Stats
 
 IN_MEMORY_BODY = 64 * 1024
 
@@ -131,10 +132,14 @@ class PypidRequest(server.Request):
 
     _counted_by: PypidSite | None = None
 
+    arrived: float | None = None
+
     def process(self) -> None:
         # Counted for the graceful stop; cheaper than a notifyFinish Deferred per request.
         site = self._counted_by = self.pypid_site
         site.in_flight += 1
+        if site.stats is not None:
+            self.arrived = site.reactor.seconds()
         super().process()
 
     def finish(self) -> None:
@@ -252,13 +257,18 @@ class PypidSite(server.Site):
     def __init__(
         self, resource: IResource, spool_dir: Path, max_body_size: int,
         log_requests: bool = False, min_body_rate: float = 0.0,
-        streamed_body: Callable[[PypidRequest], Any] | None = None, **kwargs: Any,
+        streamed_body: Callable[[PypidRequest], Any] | None = None,
+        stats: Stats | None = None, endpoint_of: Callable[[bytes, bytes], str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(resource, parsePOSTFormSubmission=False, **kwargs)
         # Makes the body of an upload form, parsed as it arrives (pypid.web.formbody);
         # None from it, or no such callable: the body is spooled.
         self.streamed_body = streamed_body
         self.log_requests = log_requests
+        # /-/metrics: each finished request is counted under its route-table endpoint.
+        self.stats = stats
+        self._endpoint_of = endpoint_of
         self.min_body_rate = min_body_rate
         self.spool_dir = spool_dir
         self.max_body_size = max_body_size
@@ -266,11 +276,18 @@ class PypidSite(server.Site):
         self._drained: list[Deferred[None]] = []
 
     def log(self, request: Any) -> None:
-        """One structured event per request when asked for (--access-log), else nothing.
+        """Count the finished request (/-/metrics); one structured event per request when
+        asked for (--access-log).
 
         The query string is left out: it is never needed to read the log and may carry
         things that should not be kept.
         """
+        stats = self.stats
+        if stats is not None and request.arrived is not None:
+            endpoint = self._endpoint_of(request.method, request.path) \
+                if self._endpoint_of is not None else "unmatched"
+            stats.request_done(endpoint, request.code, self.reactor.seconds() - request.arrived,
+                               request.sentLength, request.body_received)
         if self.log_requests:
             self.access_log.info(
                 "{client} {method} {path} {code} {length}",

@@ -162,3 +162,28 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
         process.wait(timeout=30)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_metrics_of_the_real_daemon(tmp_path: Path) -> None:
+    """The daemon's /-/metrics counts requests, database jobs, queue and process figures
+    for loopback clients; with --metrics-allow elsewhere, loopback gets 404."""
+    daemon = Daemon(tmp_path / "data").start()
+    try:
+        daemon.cli("project", "create", "acme/seen", "--visibility", "public")
+        for _ in range(3):
+            assert daemon.get(SIMPLE.format(1))[0] == 200
+        code, body = daemon.get("/-/metrics")
+        text = body.decode()
+        assert code == 200
+        assert 'pypid_requests_total{code="2xx",endpoint="simple_root"} 3.0' in text
+        assert re.search(r"^pypid_database_job_seconds_count [1-9]", text, re.M)
+        for name in ("pypid_upload_queue_waiting", "pypid_requests_in_flight",
+                     "pypid_banned_addresses", "pypid_bans_total", "process_resident_memory_bytes"):
+            assert f"\n{name} " in text, name
+    finally:
+        daemon.stop()
+    hidden = Daemon(tmp_path / "other", args=["--metrics-allow", "10.0.0.0/8"]).start()
+    try:
+        assert hidden.get("/-/metrics")[0] == 404
+    finally:
+        hidden.stop()

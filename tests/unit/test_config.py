@@ -92,3 +92,20 @@ def test_example_config_is_valid() -> None:
     example = Path(__file__).parents[2] / "conf" / "pypid.example.toml"
     config = load_config(str(example), {})
     assert config.max_upload_size > 0
+
+
+def test_metrics_settings(tmp_path: Path) -> None:
+    """--metrics-allow takes networks (TOML metrics-allow), --no-metrics turns counting off;
+    a bad network is refused naming the setting."""
+    assert Config().metrics_allow == ("127.0.0.0/8", "::1/128") and Config().metrics
+    path = tmp_path / "pypid.toml"
+    path.write_text('metrics-allow = ["10.0.0.0/8"]\nmetrics = false\n')
+    config = load_config(str(path), {})
+    assert config.metrics_allow == ("10.0.0.0/8",) and not config.metrics
+    with pytest.raises(ConfigError, match="metrics-allow"):
+        load_config(None, {"metrics-allow": ["not-a-network"]})
+    options = Options()
+    options.parseOptions(["--metrics-allow", "10.0.0.0/8", "--metrics-allow", "::1",
+                          "--no-metrics"])
+    assert options.config is not None
+    assert options.config.metrics_allow == ("10.0.0.0/8", "::1") and not options.config.metrics

@@ -62,6 +62,8 @@ class Client:
             streamed_body=lambda request: streamed_body(
                 request, harness.blobs.new_temp, run_now, harness.app.router)
             if streamed else None,
+            stats=harness.app.metrics.stats if harness.app.metrics else None,
+            endpoint_of=harness.app.router.endpoint_name,
         )
         agent._serverFactory = self.site
 
