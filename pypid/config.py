@@ -49,6 +49,8 @@ class Config:
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     # Counting requests for /-/metrics; off only to measure what counting costs.
     metrics: bool = True
+    # "json": one JSON object a line (twisted.logger's JSON observer), for log shippers.
+    log_format: str = "text"
 
 
 # TOML key -> (Config attribute, parser). The TOML spelling matches the command line.
@@ -129,6 +131,12 @@ def _public_url(key: str, value: Any) -> str:
     return text
 
 
+def _log_format(key: str, value: Any) -> str:
+    if value not in ("text", "json"):
+        raise ConfigError(f"{key}: expected text or json, got {value!r}")
+    return str(value)
+
+
 _SETTINGS: dict[str, tuple[str, Any]] = {
     "data-dir": ("data_dir", _text),
     "listen": ("listen", _listen),
@@ -146,6 +154,7 @@ _SETTINGS: dict[str, tuple[str, Any]] = {
     "auth-allowlist": ("auth_allowlist", _networks),
     "metrics-allow": ("metrics_allow", _networks),
     "metrics": ("metrics", _boolean),
+    "log-format": ("log_format", _log_format),
 }
 
 SETTING_NAMES = tuple(_SETTINGS)

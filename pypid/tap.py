@@ -47,6 +47,8 @@ class Options(usage.Options):
         ["auth-failure-window", None, None,
          "Seconds over which failed sign-ins are counted [default: 60]"],
         ["auth-ban-time", None, None, "Seconds an address stays banned [default: 3600]"],
+        ["log-format", None, None,
+         "text, or json: one JSON object a line for log shippers [default: text]"],
     ]
 
     optFlags = [["access-log", None, "Log one line per request [default: off]"],
@@ -78,7 +80,8 @@ class Options(usage.Options):
             name: self[name]
             for name in ("data-dir", "max-upload-size", "public-url", "upload-workers",
                          "upload-queue", "shutdown-grace", "request-timeout", "min-upload-rate",
-                         "auth-failure-limit", "auth-failure-window", "auth-ban-time")
+                         "auth-failure-limit", "auth-failure-window", "auth-ban-time",
+                         "log-format")
             if self[name] is not None
         }
         if self["listen"]:
@@ -95,6 +98,14 @@ class Options(usage.Options):
             self.config = load_config(self["config"], given)
         except ConfigError as error:
             raise usage.UsageError(str(error)) from None
+        parent = getattr(self, "parent", None)
+        if self.config.log_format == "json" and parent is not None:
+            from pypid import logs
+
+            # twistd's --logger hook, resolved by twistd after this and called when it
+            # starts logging.
+            logs.destination = (parent.get("logfile"), bool(parent.get("nodaemon")))
+            parent["logger"] = logs.FACTORY
 
 
 def makeService(options: Options) -> IService:

@@ -187,3 +187,29 @@ def test_metrics_of_the_real_daemon(tmp_path: Path) -> None:
         assert hidden.get("/-/metrics")[0] == 404
     finally:
         hidden.stop()
+
+
+def test_json_logs(tmp_path: Path) -> None:
+    """--log-format json: every line twistd and pypid write is one JSON object, with the
+    event's fields (the listening address among them)."""
+    import json
+
+    command = [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir",
+               str(tmp_path / "data"), "--listen", "tcp:0:interface=127.0.0.1",
+               "--log-format", "json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=environment(), cwd=tmp_path)
+    events = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            events.append(json.loads(line))
+            if "pypid serving on" in events[-1].get("log_format", ""):
+                break
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert events[-1]["where"].startswith("http://127.0.0.1:")
+    assert any("first start" in event.get("log_format", "") for event in events)
