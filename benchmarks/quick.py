@@ -8,6 +8,9 @@ logic at all. Ratios to it stay comparable across machines and runs; absolute ra
 
     python benchmarks/quick.py            # needs wrk (Debian: apt-get install wrk)
 
+QUICK_PROJECTS sets the number of projects (200); QUICK_PYPID_ARGS adds daemon options
+(e.g. --no-metrics, to measure what counting costs).
+
 Server processes are pinned to CPU 0 and wrk to CPU 1 when taskset exists, as in
 ../shared/bench. Prints a table; exit status 0 unless something failed.
 """
@@ -92,7 +95,8 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     daemon = subprocess.Popen(
         pinned("0", [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir",
-                     str(work / "data"), "--listen", f"tcp:{port}:interface=127.0.0.1"]),
+                     str(work / "data"), "--listen", f"tcp:{port}:interface=127.0.0.1",
+                     *os.environ.get("QUICK_PYPID_ARGS", "").split()]),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=work)
     static = None
     try:

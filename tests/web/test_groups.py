@@ -156,3 +156,22 @@ def test_group_files_download_and_pages_follow_uploads(org: Org) -> None:
     assert client.upload_wheel(org.projects["libs"], "lib", "2.0", gina).code == 201
     assert len(parse_links(client.get(page_url, auth=gina))) == 2
     assert client.get(group_simple("acme", "foreign/"), auth=gina).code == 404
+
+
+@pytest.mark.parametrize("rest", ["simple/", "simple/tool/", "simple/Tool",
+                                  "files/" + "a" * 64 + "/tool-1.0-py3-none-any.whl"])
+def test_every_group_endpoint_hides_a_private_group_like_a_missing_one(
+    org: Org, rest: str
+) -> None:
+    """On every group endpoint: 401 for anonymous, whether the group exists or not; for a
+    signed-in outsider the very same answer as for a group that does not exist."""
+    client = org.client
+    for ref in ("acme%2Fplatform", "2"):
+        url = f"/api/v4/groups/{ref}/-/packages/pypi/{rest}"
+        other = url.replace(f"/groups/{ref}/", "/groups/nope%2Fnothing/" if "%2F" in ref
+                            else "/groups/999/")
+        assert client.get(url).code == client.get(other).code == 401
+        hidden, missing = (client.get(u, auth=org.tokens["olga"]) for u in (url, other))
+        assert (hidden.code, hidden.phrase, hidden.body) == (
+            missing.code, missing.phrase, missing.body) == (
+            404, b"Group Not Found", b'{"message": "404 Group Not Found"}')
