@@ -17,6 +17,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
 from pypid.web.errors import bad_path, render_error
+from pypid.web.metrics import UNMATCHED
 
 if TYPE_CHECKING:
     from pypid.web.app import RegistryApp
@@ -37,6 +38,9 @@ class FastLane(Resource):
     def render(self, request: IRequest) -> bytes | int:
         match = self._router.match(request.method, request.path)
         endpoint = match.endpoint
+        # The label the Site counts the request under (/-/metrics), matched once, here.
+        name = endpoint.name if endpoint is not None else UNMATCHED
+        request.endpoint_name = name  # type: ignore[attr-defined]
         if endpoint is not None and endpoint.action is not None and (
             endpoint.from_memory is not None or endpoint.direct
         ):

@@ -16,13 +16,14 @@ from typing import Any, NamedTuple
 from twisted.internet.defer import Deferred
 from twisted.web.iweb import IRequest
 
-from pypid.caches import MISSING, Caches
+from pypid.caches import Caches
 from pypid.domain.access import (
     Action,
     GroupAccess,
     Principal,
     ProjectAccess,
     decide,
+    may,
     may_read_group,
     refusal,
 )
@@ -89,8 +90,17 @@ class Gate:
         project = self._caches.projects.get(ref)
         if project is None:  # not cached, or cached as missing: Klein answers
             return None
-        access = self._peek_access(project, principal)
-        if access is None or refusal(principal, access, action) is not None:
+        if _needs_no_role(principal):
+            access = ProjectAccess(project["id"], project["visibility"], None,
+                                   project["group_ids"])
+        else:
+            assert principal is not None and principal.user_id is not None
+            access = self._caches.roles.get((project["id"], principal.user_id))
+            if access is None:
+                return None
+        # `may` is the rule `refusal` applies: allowed exactly when there is no refusal
+        # (and every refusal is Klein's to answer).
+        if not may(principal, access, action):
             return None
         return Allowed(project, principal)
 
@@ -102,14 +112,6 @@ class Gate:
         if access is None or not may_read_group(principal, access):
             return None
         return Allowed(None, principal, group, access.readable_projects)
-
-    def _peek_access(self, project: Row, principal: Principal | None) -> ProjectAccess | None:
-        if _needs_no_role(principal):
-            return ProjectAccess(project["id"], project["visibility"], None,
-                                 project["group_ids"])
-        assert principal is not None and principal.user_id is not None
-        found = self._caches.peek(self._caches.roles, (project["id"], principal.user_id))
-        return None if found is MISSING else found
 
     # -- everything else ---------------------------------------------------------------
 

@@ -89,7 +89,7 @@ def simple_root_from_memory(
 ) -> bytes | int | None:
     if not request.path.endswith(b"/"):
         return None
-    return _page_from_memory(services, request, allowed, None)
+    return page_from_memory(request, _project_pages(services, allowed), None, ())
 
 
 async def simple_package(
@@ -111,7 +111,12 @@ def simple_package_from_memory(
 ) -> bytes | int | None:
     if not request.path.endswith(b"/") or not is_normalized(name):
         return None
-    return _page_from_memory(services, request, allowed, name)
+    return page_from_memory(request, _project_pages(services, allowed), name, ())
+
+
+def _project_pages(services: Services, allowed: Allowed) -> dict[Any, Any]:
+    assert allowed.project is not None
+    return services.caches.for_project(allowed.project["id"])
 
 
 def redirect(request: IRequest, target: str) -> bytes:
@@ -145,14 +150,6 @@ async def _page(
         services, request, services.caches.project_table(project["id"]), name, (),
         lambda chosen: services.run_db(simple.render_from_registry, project["id"], name,
                                        chosen, _files_base(services, project)))
-
-
-def _page_from_memory(
-    services: Services, request: IRequest, allowed: Allowed, name: str | None
-) -> bytes | int | None:
-    project = allowed.project
-    assert project is not None
-    return page_from_memory(request, services.caches.for_project(project["id"]), name, ())
 
 
 async def cached_page(

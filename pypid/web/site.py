@@ -133,6 +133,7 @@ class PypidRequest(server.Request):
     _counted_by: PypidSite | None = None
 
     arrived: float | None = None
+    endpoint_name: str | None = None  # the route table's name, set by the fast lane
 
     def process(self) -> None:
         # Counted for the graceful stop; cheaper than a notifyFinish Deferred per request.
@@ -284,8 +285,10 @@ class PypidSite(server.Site):
         """
         stats = self.stats
         if stats is not None and request.arrived is not None:
-            endpoint = self._endpoint_of(request.method, request.path) \
-                if self._endpoint_of is not None else "unmatched"
+            endpoint = request.endpoint_name
+            if endpoint is None:  # a resource other than the fast lane served it
+                endpoint = self._endpoint_of(request.method, request.path) \
+                    if self._endpoint_of is not None else "unmatched"
             stats.request_done(endpoint, request.code, self.reactor.seconds() - request.arrived,
                                request.sentLength, request.body_received)
         if self.log_requests:
