@@ -51,6 +51,9 @@ class Config:
     metrics: bool = True
     # "json": one JSON object a line (twisted.logger's JSON observer), for log shippers.
     log_format: str = "text"
+    # Downloads answered with X-Accel-Redirect to PREFIX<ab>/<sha256>, for nginx to send
+    # the bytes from the blob directory (conf/nginx.conf); None: pypid sends them.
+    accel_redirect: str | None = None
 
 
 # TOML key -> (Config attribute, parser). The TOML spelling matches the command line.
@@ -131,6 +134,15 @@ def _public_url(key: str, value: Any) -> str:
     return text
 
 
+def _accel_prefix(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if not (text.startswith("/") and text.endswith("/")) or any(
+            char in text for char in "?#% \t\r\n\\") or "//" in text or ".." in text:
+        raise ConfigError(f"{key}: expected a location path such as /_pypid_blobs/ "
+                          f"(starting and ending with /), got {value!r}")
+    return text
+
+
 def _log_format(key: str, value: Any) -> str:
     if value not in ("text", "json"):
         raise ConfigError(f"{key}: expected text or json, got {value!r}")
@@ -155,6 +167,7 @@ _SETTINGS: dict[str, tuple[str, Any]] = {
     "metrics-allow": ("metrics_allow", _networks),
     "metrics": ("metrics", _boolean),
     "log-format": ("log_format", _log_format),
+    "accel-redirect": ("accel_redirect", _accel_prefix),
 }
 
 SETTING_NAMES = tuple(_SETTINGS)

@@ -226,6 +226,7 @@ def build_service(config: Config, reactor: Any) -> PypidService:
         limiter=limiter,
         audit=AuditLog(data_dir),
         metrics=metrics,
+        accel_redirect=config.accel_redirect,
     )
     site = PypidSite(app.resource(), spool_dir=blobs.temp_dir,
                      max_body_size=config.max_upload_size, log_requests=config.access_log,

@@ -49,6 +49,9 @@ class Options(usage.Options):
         ["auth-ban-time", None, None, "Seconds an address stays banned [default: 3600]"],
         ["log-format", None, None,
          "text, or json: one JSON object a line for log shippers [default: text]"],
+        ["accel-redirect", None, None,
+         "Answer downloads with X-Accel-Redirect to PREFIX (an nginx internal location "
+         "aliased to the data dir's blobs/sha256/); see conf/nginx.conf [default: off]"],
     ]
 
     optFlags = [["access-log", None, "Log one line per request [default: off]"],
@@ -81,7 +84,7 @@ class Options(usage.Options):
             for name in ("data-dir", "max-upload-size", "public-url", "upload-workers",
                          "upload-queue", "shutdown-grace", "request-timeout", "min-upload-rate",
                          "auth-failure-limit", "auth-failure-window", "auth-ban-time",
-                         "log-format")
+                         "log-format", "accel-redirect")
             if self[name] is not None
         }
         if self["listen"]:

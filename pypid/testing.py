@@ -147,6 +147,7 @@ def make_app(
     limiter: FailedAuthLimiter | None = None,
     busy_timeout: float = 5.0,
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128"),
+    accel_redirect: str | None = None,
 ) -> AppHarness:
     """A RegistryApp on a real SQLite file and (by default) a real blob store, all synchronous."""
     from pypid.blobs.filesystem import FilesystemBlobs
@@ -170,6 +171,7 @@ def make_app(
         limiter=limiter,
         audit=AuditLog(data_dir),
         metrics=Metrics(Stats(), metrics_allow),
+        accel_redirect=accel_redirect,
     )
     return AppHarness(app, registry, database, store, caches)
 

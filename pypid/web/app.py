@@ -46,12 +46,14 @@ class RegistryApp:
         limiter: FailedAuthLimiter | None = None,
         audit: AuditLog | None = None,
         metrics: Metrics | None = None,
+        accel_redirect: str | None = None,
     ) -> None:
         self.caches = caches
         self.limiter = limiter
         self.metrics = metrics
         self.services = Services(run_db, run_worker, blobs, publisher, caches,
-                                 max_upload_size, public_url, audit, metrics)
+                                 max_upload_size, public_url, audit, metrics,
+                                 accel_redirect)
         self.gate = Gate(authenticator, run_db, caches, limiter,
                          metrics.stats if metrics is not None else None)
         self.app = Klein()

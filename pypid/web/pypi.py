@@ -237,6 +237,8 @@ async def cached_file(
         if data is None:
             raise HTTPError(404, "File Not Found")
         return _metadata_answer(request, row, data, filename)
+    if services.accel_prefix is not None:
+        return _accel_answer(services.accel_prefix, request, row, filename)
     stream = await services.run_worker(services.blobs.open, row["blob_key"])
     if stream is None:
         log.error("blob {key} of {filename} is missing", key=row["blob_key"],
@@ -260,6 +262,8 @@ def file_in_memory(
     if wants_metadata:
         data = table.get(("meta", row["metadata_sha256"])) if row["metadata_sha256"] else None
         return None if data is None else _metadata_answer(request, row, data, filename)
+    if services.accel_prefix is not None:
+        return _accel_answer(services.accel_prefix, request, row, filename)
     # Memory knows this file because it was just served, so its directory entry is cached
     # too: opening it is one cheap syscall, done here; its bytes are sent by the producer.
     stream = services.blobs.open(row["blob_key"])
@@ -290,6 +294,13 @@ def _read_blob(blobs: Any, key: str) -> bytes | None:
 
 def _metadata_answer(request: IRequest, row: Row, data: bytes, filename: str) -> bytes:
     return files.serve_bytes(request, data, filename, _quoted(row["metadata_sha256"]))
+
+
+def _accel_answer(prefix: str, request: IRequest, row: Row, filename: str) -> bytes:
+    # The blob store's own layout (pypid.blobs.filesystem): blobs/sha256/<ab>/<sha256>.
+    key = row["blob_key"]
+    return files.accel_redirect(request, filename, _quoted(row["sha256"]),
+                                f"{prefix}{key[:2]}/{key}")
 
 
 def _blob_answer(

@@ -37,6 +37,7 @@ class Services:
     public_url: str | None = None
     audit_log: AuditLog | None = None
     metrics: Metrics | None = None
+    accel_prefix: str | None = None  # --accel-redirect: nginx sends the blobs
 
     async def store(self, function: Callable[..., Any], *args: Any) -> Any:
         """A registry call whose refusals become 404/400 answers."""

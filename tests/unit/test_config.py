@@ -109,3 +109,12 @@ def test_metrics_settings(tmp_path: Path) -> None:
                           "--no-metrics"])
     assert options.config is not None
     assert options.config.metrics_allow == ("10.0.0.0/8", "::1") and not options.config.metrics
+
+
+def test_accel_redirect_prefix_is_a_location_path() -> None:
+    """--accel-redirect takes an nginx location path; anything else is refused by name."""
+    assert load_config(None, {"accel-redirect": "/_pypid_blobs/"}).accel_redirect == \
+        "/_pypid_blobs/"
+    for bad in ("_pypid_blobs/", "/blobs", "/a//b/", "/../x/", "/a b/", "/a?b/"):
+        with pytest.raises(ConfigError, match="accel-redirect"):
+            load_config(None, {"accel-redirect": bad})
