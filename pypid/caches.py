@@ -103,21 +103,13 @@ class Caches:
         self.group_data.clear()
 
     def for_project(self, project_id: int) -> dict[Any, Any]:
-        data = self.project_data.get(project_id)
-        if data is None:
-            data = {}
-            self.project_data.put(project_id, data)
-        return data  # type: ignore[no-any-return]
+        return _entry(self.project_data, project_id)
 
     def project_table(self, project_id: int) -> Callable[[], Table]:
         return lambda: self.for_project(project_id)
 
     def for_group(self, group_id: int) -> dict[Any, Any]:
-        data = self.group_data.get(group_id)
-        if data is None:
-            data = {}
-            self.group_data.put(group_id, data)
-        return data  # type: ignore[no-any-return]
+        return _entry(self.group_data, group_id)
 
     def group_table(self, group_id: int) -> Callable[[], Table]:
         return lambda: self.for_group(group_id)
@@ -146,6 +138,15 @@ class Caches:
         if generation == self.generation and keep(value):
             table()[key] = value
         return value
+
+
+def _entry(store: BoundedCache[int, dict[Any, Any]], key: int) -> dict[Any, Any]:
+    """The dict of one project's (or group's) cached data, made on first use."""
+    data = store.get(key)
+    if data is None:
+        data = {}
+        store.put(key, data)
+    return data  # type: ignore[no-any-return]
 
 
 class ChangeWatcher:

@@ -12,15 +12,12 @@ is left out of the group index (and stays installable from their own project ind
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
-from pypid.domain.names import BadName, is_normalized, normalize_package_name
+from pypid.domain.names import is_normalized
 from pypid.store.registry import Registry, Row
 from pypid.web import pypi, simple
-from pypid.web.errors import HTTPError
 from pypid.web.gate import Allowed
 from pypid.web.services import Services
 
@@ -37,8 +34,9 @@ def _files_base(services: Services, group: Row) -> str:
 
 
 async def simple_root(services: Services, request: IRequest, allowed: Allowed) -> bytes:
-    if not request.path.endswith(b"/"):
-        return pypi.redirect(request, "simple/")
+    redirected = pypi.root_redirect(request)
+    if redirected is not None:
+        return redirected
     return await _page(services, request, allowed, None)
 
 
@@ -54,14 +52,9 @@ def simple_root_from_memory(
 async def simple_package(
     services: Services, request: IRequest, allowed: Allowed, name: str
 ) -> bytes:
-    try:
-        normalized = normalize_package_name(name)
-    except BadName:
-        raise HTTPError(404, "Package Not Found") from None
-    with_slash = request.path.endswith(b"/")
-    if not with_slash or not is_normalized(name):
-        return pypi.redirect(request, ("../" if with_slash else "")
-                              + quote(normalized) + "/")
+    normalized = pypi.normalized_or_redirect(request, name)
+    if isinstance(normalized, bytes):
+        return normalized
     return await _page(services, request, allowed, normalized)
 
 

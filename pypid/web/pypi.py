@@ -79,9 +79,18 @@ async def upload(services: Services, request: IRequest, allowed: Allowed) -> byt
 
 
 async def simple_root(services: Services, request: IRequest, allowed: Allowed) -> bytes:
-    if not request.path.endswith(b"/"):
-        return redirect(request, "simple/")
+    redirected = root_redirect(request)
+    if redirected is not None:
+        return redirected
     return await _page(services, request, allowed, None)
+
+
+def root_redirect(request: IRequest) -> bytes | None:
+    """A root index URL without its trailing slash gets a 301 to it (its empty body)."""
+    if request.path.endswith(b"/"):
+        return None
+    redirect(request, "simple/")
+    return b""
 
 
 def simple_root_from_memory(
@@ -95,6 +104,15 @@ def simple_root_from_memory(
 async def simple_package(
     services: Services, request: IRequest, allowed: Allowed, name: str
 ) -> bytes:
+    normalized = normalized_or_redirect(request, name)
+    if isinstance(normalized, bytes):
+        return normalized
+    return await _page(services, request, allowed, normalized)
+
+
+def normalized_or_redirect(request: IRequest, name: str) -> str | bytes:
+    """The PEP 503 name of a package page's URL, or the answer that redirects to it (a
+    redirect's empty body); 404 for a name that is no package name at all."""
     try:
         normalized = normalize_package_name(name)
     except BadName:
@@ -103,7 +121,7 @@ async def simple_package(
     if not with_slash or not is_normalized(name):
         # PEP 503: redirect to the normalized URL, relative so proxies need no setup.
         return redirect(request, ("../" if with_slash else "") + quote(normalized) + "/")
-    return await _page(services, request, allowed, normalized)
+    return normalized
 
 
 def simple_package_from_memory(

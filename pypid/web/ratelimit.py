@@ -18,6 +18,16 @@ MAX_TRACKED = 100_000
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 
 
+def in_networks(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+                ) -> bool:
+    """Is address (a client's, as text) in one of networks? Not an IP address: no."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
 class FailedAuthLimiter:
     def __init__(
         self, clock: IReactorTime, limit: int, window: float, ban: float,
@@ -33,11 +43,7 @@ class FailedAuthLimiter:
         self.bans_total = 0
 
     def _allowed(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._allow)
+        return in_networks(address, self._allow)
 
     def banned_for(self, address: str) -> float | None:
         """Seconds left of this address's ban, or None if it is not banned."""
