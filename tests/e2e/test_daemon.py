@@ -213,3 +213,19 @@ def test_json_logs(tmp_path: Path) -> None:
             process.stdout.close()
     assert events[-1]["where"].startswith("http://127.0.0.1:")
     assert any("first start" in event.get("log_format", "") for event in events)
+
+
+def test_group_changes_by_the_cli_reach_the_running_daemon(daemon: Daemon) -> None:
+    """A group membership added and removed with the CLI changes what the daemon's group
+    index shows within a second (its cached group access is dropped too)."""
+    daemon.cli("project", "create", "team/private-tools")
+    daemon.cli("user", "create", "gwen")
+    secret = daemon.cli("token", "create", "gwen", "--scopes", "read_api").stdout.strip()
+    group_index = "/api/v4/groups/team/-/packages/pypi/simple/"
+    assert daemon.get(group_index, secret)[0] == 404
+    for change, expected in ((("add", "team", "gwen", "--role", "reporter"), 200),
+                             (("remove", "team", "gwen"), 404)):
+        daemon.cli("group", "member", *change)
+        changed_at = time.monotonic()
+        while daemon.get(group_index, secret)[0] != expected:
+            assert time.monotonic() - changed_at < 1.0, f"group member {change[0]} not seen"
