@@ -22,7 +22,7 @@ from pypid.store.registry import Registry
 K = TypeVar("K")
 V = TypeVar("V")
 WATCH_INTERVAL_SECONDS = 0.5
-# What peek() answers for a key memory does not hold (None may be a cached answer).
+# A key the cache does not hold (None may be a cached answer).
 MISSING: Any = object()
 
 
@@ -113,11 +113,6 @@ class Caches:
 
     def group_table(self, group_id: int) -> Callable[[], Table]:
         return lambda: self.for_group(group_id)
-
-    @staticmethod
-    def peek(table: Table, key: Any) -> Any:
-        """The cached value under key, or MISSING: memory only (the fast lane)."""
-        return table.get(key, MISSING)
 
     async def fill(
         self, table: Callable[[], Table], key: Any, load: Callable[[], Awaitable[Any]],

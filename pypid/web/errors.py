@@ -143,10 +143,6 @@ def unauthorized(message: str = "Unauthorized") -> HTTPError:
     return HTTPError(401, message, UNAUTHORIZED_HEADERS)
 
 
-def project_not_found() -> HTTPError:
-    return HTTPError(404, "Project Not Found")
-
-
 def bad_path() -> HTTPError:
     return HTTPError(400, "Bad Request: the URL is not UTF-8 once percent-decoded")
 

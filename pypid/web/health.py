@@ -29,7 +29,8 @@ async def metrics(services: Services, request: IRequest, allowed: Allowed) -> by
     metrics = services.metrics
     if metrics is None or not metrics.allowed(client_address(request)):
         raise HTTPError(404, "Not Found")
-    body, content_type = await services.run_worker(metrics.exposition)
+    body, content_type = await services.run_worker(metrics.exposition,
+                                                   metrics.stats.snapshot())
     request.setHeader(b"Content-Type", content_type)
     request.setHeader(b"Cache-Control", b"no-store")
     request.setHeader(b"Content-Length", b"%d" % len(body))

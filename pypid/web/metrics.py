@@ -43,6 +43,11 @@ class Histogram:
         self.counts[bisect.bisect_left(self.buckets, value)] += 1
         self.total += value
 
+    def copy(self) -> Histogram:
+        twin = Histogram(self.buckets)
+        twin.counts, twin.total = list(self.counts), self.total
+        return twin
+
     def cumulative(self) -> list[tuple[str, float]]:
         running, out = 0, []
         for bound, count in zip(self.buckets, self.counts, strict=False):
@@ -80,6 +85,17 @@ class Stats:
         if endpoint == "upload":
             status = str(code)
             self.uploads[status] = self.uploads.get(status, 0) + 1
+
+    def snapshot(self) -> Stats:
+        """A copy to render in a worker thread while the reactor goes on counting (the
+        dicts are bounded by the route table, so this is small)."""
+        twin = Stats()
+        twin.requests, twin.bytes_out = dict(self.requests), dict(self.bytes_out)
+        twin.bytes_in, twin.answers = dict(self.bytes_in), dict(self.answers)
+        twin.uploads, twin.failed_sign_ins = dict(self.uploads), self.failed_sign_ins
+        twin.latency = {name: histogram.copy() for name, histogram in self.latency.items()}
+        twin.database = self.database.copy()
+        return twin
 
     def answered(self, endpoint: str, from_memory: bool) -> None:
         key = (endpoint, "memory" if from_memory else "klein")
@@ -146,19 +162,23 @@ class StatsCollector:
 
 
 class Metrics:
-    """The registry behind /-/metrics, and who may read it."""
+    """What /-/metrics shows, and who may read it."""
 
     def __init__(self, stats: Stats, allow: Iterable[str],
                  gauges: dict[str, tuple[str, Callable[[], float]]] | None = None,
                  counters: dict[str, tuple[str, Callable[[], float]]] | None = None) -> None:
         self.stats = stats
         self._allow = [ipaddress.ip_network(network, strict=False) for network in allow]
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(StatsCollector(stats, gauges or {}, counters or {}))
-        self.registry.register(ProcessCollector(registry=None))
+        self._gauges = gauges or {}
+        self._counters = counters or {}
 
     def allowed(self, address: str) -> bool:
         return in_networks(address, self._allow)
 
-    def exposition(self) -> tuple[bytes, bytes]:
-        return generate_latest(self.registry), CONTENT_TYPE
+    def exposition(self, snapshot: Stats) -> tuple[bytes, bytes]:
+        """Worker thread (the process collector reads /proc): the text of a snapshot taken
+        on the reactor, so that no dict is read while the reactor adds to it."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(StatsCollector(snapshot, self._gauges, self._counters))
+        registry.register(ProcessCollector(registry=None))
+        return generate_latest(registry), CONTENT_TYPE

@@ -86,3 +86,19 @@ def test_metrics_are_hidden_outside_the_allowed_networks(tmp_path: Path) -> None
     missing = raw_get(client, "127.0.0.1", b"/-/nothing-here")
     assert refused.startswith(b"HTTP/1.1 404 Not Found")
     assert refused.split(b"\r\n\r\n", 1)[1] == missing.split(b"\r\n\r\n", 1)[1]
+
+
+def test_a_scrape_renders_a_snapshot_taken_on_the_reactor() -> None:
+    """What the worker renders is a copy: counting on while it renders changes nothing in
+    it (no dict is read while another thread adds to it)."""
+    from pypid.web.metrics import Metrics, Stats
+
+    stats = Stats()
+    stats.request_done("file", 200, 0.01, 100, 0)
+    snapshot = stats.snapshot()
+    stats.request_done("file", 200, 0.02, 100, 0)
+    stats.request_done("simple_root", 404, 0.001, 10, 0)
+    text = Metrics(stats, ["127.0.0.1/32"]).exposition(snapshot)[0].decode()
+    assert 'pypid_requests_total{code="2xx",endpoint="file"} 1.0' in text
+    assert "simple_root" not in text
+    assert stats.latency["file"].counts != snapshot.latency["file"].counts
