@@ -15,7 +15,6 @@ from __future__ import annotations
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
-from pypid.domain.names import is_normalized
 from pypid.store.registry import Registry, Row
 from pypid.web import pypi, simple
 from pypid.web.gate import Allowed
@@ -43,8 +42,6 @@ async def simple_root(services: Services, request: IRequest, allowed: Allowed) -
 def simple_root_from_memory(
     services: Services, request: IRequest, allowed: Allowed
 ) -> bytes | int | None:
-    if not request.path.endswith(b"/"):
-        return None
     return pypi.page_from_memory(request, services.caches.for_group(_group(allowed)["id"]),
                                  None, allowed.readable)
 
@@ -61,8 +58,6 @@ async def simple_package(
 def simple_package_from_memory(
     services: Services, request: IRequest, allowed: Allowed, name: str
 ) -> bytes | int | None:
-    if not request.path.endswith(b"/") or not is_normalized(name):
-        return None
     return pypi.page_from_memory(request, services.caches.for_group(_group(allowed)["id"]),
                                  name, allowed.readable)
 

@@ -96,8 +96,6 @@ def root_redirect(request: IRequest) -> bytes | None:
 def simple_root_from_memory(
     services: Services, request: IRequest, allowed: Allowed
 ) -> bytes | int | None:
-    if not request.path.endswith(b"/"):
-        return None
     return page_from_memory(request, _project_pages(services, allowed), None, ())
 
 
@@ -127,8 +125,6 @@ def normalized_or_redirect(request: IRequest, name: str) -> str | bytes:
 def simple_package_from_memory(
     services: Services, request: IRequest, allowed: Allowed, name: str
 ) -> bytes | int | None:
-    if not request.path.endswith(b"/") or not is_normalized(name):
-        return None
     return page_from_memory(request, _project_pages(services, allowed), name, ())
 
 
@@ -189,6 +185,10 @@ async def cached_page(
 def page_from_memory(
     request: IRequest, table: dict[Any, Any], name: str | None, scope: tuple[Any, ...]
 ) -> bytes | int | None:
+    """A cached page for its canonical URL (trailing slash, normalized name); redirects,
+    like everything not in memory, are the handler's."""
+    if not request.path.endswith(b"/") or (name is not None and not is_normalized(name)):
+        return None
     page = table.get(("page", name, media_type(request.getHeader(b"accept")), scope))
     if page is None:
         return None
