@@ -25,6 +25,7 @@ from pypid.domain.access import (
     may,
 )
 from pypid.domain.names import BadName, validate_group_path
+from pypid.store.base import Conflict, Invalid, NotFound, timestamp
 
 Row = dict[str, Any]
 
@@ -56,8 +57,6 @@ class NamespaceQueries:
 
     def create_group(self, path: str, visibility: str = "private") -> int:
         """A new group; missing parents are created private. Returns its id."""
-        from pypid.store.registry import Conflict
-
         parts = self._group_parts(path)
         self._check_visibility(visibility)
         with self.write():
@@ -68,8 +67,6 @@ class NamespaceQueries:
     def _ensure_groups(self, parts: list[str], visibility: str = "private") -> int:
         """Inside a write: the id of the group at parts, made (with its parents) if missing;
         parents made here are private, the group itself gets visibility."""
-        from pypid.store.registry import timestamp
-
         parent: int | None = None
         for depth in range(1, len(parts) + 1):
             path = "/".join(parts[:depth])
@@ -86,8 +83,6 @@ class NamespaceQueries:
 
     @staticmethod
     def _group_parts(path: str) -> list[str]:
-        from pypid.store.registry import Invalid
-
         try:
             return validate_group_path(path)
         except BadName as error:
@@ -95,16 +90,12 @@ class NamespaceQueries:
 
     @staticmethod
     def _check_visibility(visibility: str) -> None:
-        from pypid.store.registry import Invalid
-
         if visibility not in VISIBILITIES:
             raise Invalid(f"unknown visibility {visibility!r}; use private, internal or public")
 
     def group(self, reference: str | int) -> Row:
         """A group by numeric id or full path, with its `lineage` (its id and its
         ancestors' ids, nearest first)."""
-        from pypid.store.registry import NotFound
-
         text = str(reference)
         if text.isdecimal() and text.isascii():
             row = self._one("SELECT * FROM groups WHERE id = ?", (int(text),)) \
@@ -143,8 +134,6 @@ class NamespaceQueries:
     # -- members -----------------------------------------------------------------------
 
     def add_group_member(self, reference: str | int, username: str, role: str) -> Row:
-        from pypid.store.registry import Invalid
-
         try:
             Role.parse(role)
         except ValueError as error:
@@ -167,8 +156,6 @@ class NamespaceQueries:
         return self._remove("members", "project_id", project, username)
 
     def _remove(self, table: str, column: str, owner: Row, username: str) -> Row:
-        from pypid.store.registry import NotFound
-
         user = self.user(username)
         with self.write():
             cursor = self.db.execute(

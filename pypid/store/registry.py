@@ -11,7 +11,7 @@ import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlite_utils
@@ -33,43 +33,20 @@ from pypid.domain.names import (
     validate_user_name,
     version_key,
 )
+from pypid.store.base import (
+    Conflict,
+    Invalid,
+    NotFound,
+    StoreError,
+    WriteRefused,
+    timestamp,
+    utc_now,
+)
 from pypid.store.namespaces import NamespaceQueries
 
 Row = dict[str, Any]
 # GitLab records a token's use at most this often, to keep reads from becoming writes.
 LAST_USED_INTERVAL_SECONDS = 600
-
-
-class StoreError(ValueError):
-    """A request the store refuses; the message is meant for a person."""
-
-
-class NotFound(StoreError):
-    pass
-
-
-class Conflict(StoreError):
-    pass
-
-
-class Invalid(StoreError):
-    pass
-
-
-class WriteRefused(StoreError):
-    """What a write's own transaction read refuses it (a token revoked, a role lowered)."""
-
-    def __init__(self, refused: Refusal) -> None:
-        super().__init__(refused.name)
-        self.refusal = refused
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -661,3 +638,8 @@ class Registry(NamespaceQueries):
                     (int(yanked), reason if yanked else None, row["id"]),
                 )
         return rows
+
+
+# Where the rest of pypid imports the store's refusals and clock from.
+__all__ = ["Conflict", "FileRecord", "Invalid", "NewFile", "NotFound", "Registry", "Row",
+           "StoreError", "WriteRefused", "timestamp", "utc_now"]
