@@ -96,15 +96,21 @@ class NamespaceQueries:
     def group(self, reference: str | int) -> Row:
         """A group by numeric id or full path, with its `lineage` (its id and its
         ancestors' ids, nearest first)."""
+        row = self._by_reference("groups", "group", reference)
+        return {**row, "lineage": self.lineage(row["id"])}
+
+    def _by_reference(self, table: str, what: str, reference: str | int) -> Row:
+        """A project's or group's row by numeric id or by path (GitLab's `:id`)."""
         text = str(reference)
         if text.isdecimal() and text.isascii():
-            row = self._one("SELECT * FROM groups WHERE id = ?", (int(text),)) \
-                if len(text) < 19 else None
+            # Ids SQLite cannot hold (19 digits and more) exist nowhere.
+            row = self._one(f"SELECT * FROM {table} WHERE id = ?", (int(text),)) \
+                if len(text) < 19 else None  # noqa: S608 - table is ours, not the client's
         else:
-            row = self._one("SELECT * FROM groups WHERE path = ?", (text,))
+            row = self._one(f"SELECT * FROM {table} WHERE path = ?", (text,))  # noqa: S608
         if row is None:
-            raise NotFound(f"no group {text!r}")
-        return {**row, "lineage": self.lineage(row["id"])}
+            raise NotFound(f"no {what} {text!r}")
+        return row
 
     def lineage(self, group_id: int | None) -> tuple[int, ...]:
         if group_id is None:

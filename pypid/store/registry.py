@@ -18,7 +18,6 @@ import sqlite_utils
 
 from pypid.domain import tokens
 from pypid.domain.access import (
-    VISIBILITIES,
     Action,
     Principal,
     Refusal,
@@ -153,8 +152,7 @@ class Registry(NamespaceQueries):
             namespace, name = validate_project_path(path)
         except BadName as error:
             raise Invalid(str(error)) from None
-        if visibility not in VISIBILITIES:
-            raise Invalid(f"unknown visibility {visibility!r}; use private, internal or public")
+        self._check_visibility(visibility)
         try:
             with self.write():
                 # A missing group (and its parents) is made private, as GitLab's
@@ -176,15 +174,8 @@ class Registry(NamespaceQueries):
         ))
 
     def project(self, reference: str | int) -> Row:
-        """A project by numeric id or by NAMESPACE/NAME path."""
-        text = str(reference)
-        if text.isdecimal() and text.isascii():
-            row = self._one("SELECT * FROM projects WHERE id = ?", (int(text),)) \
-                if len(text) < 19 else None
-        else:
-            row = self._one("SELECT * FROM projects WHERE path = ?", (text,))
-        if row is None:
-            raise NotFound(f"no project {text!r}")
+        """A project by numeric id or by NAMESPACE/NAME path, with its `group_ids`."""
+        row = self._by_reference("projects", "project", reference)
         return {**row, "group_ids": self.lineage(row["group_id"])}
 
     def set_duplicates(self, reference: str | int, policy: str) -> Row:
