@@ -195,7 +195,6 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     publisher = Publisher(blobs, queue, database.run, caches)
     limiter = FailedAuthLimiter(reactor, config.auth_failure_limit, config.auth_failure_window,
                                 config.auth_ban_time, config.auth_allowlist)
-    site_box: list[PypidSite] = []
     metrics = None if stats is None else Metrics(
         stats, config.metrics_allow,
         gauges={
@@ -204,7 +203,7 @@ def build_service(config: Config, reactor: Any) -> PypidService:
             "pypid_uploads_in_progress": ("Uploads being processed",
                                           lambda: float(queue.running)),
             "pypid_requests_in_flight": ("Requests being answered",
-                                         lambda: float(site_box[0].in_flight)),
+                                         lambda: float(site.in_flight)),  # made below
             "pypid_banned_addresses": ("Addresses banned for failed sign-ins",
                                        lambda: float(len(limiter.bans))),
         },
@@ -234,7 +233,6 @@ def build_service(config: Config, reactor: Any) -> PypidService:
                      streamed_body=lambda request: streamed_body(
                          request, blobs.new_temp, run_worker, app.router),
                      stats=stats, endpoint_of=app.router.endpoint_name)
-    site_box.append(site)
 
     service = PypidService(reactor, site, config.shutdown_grace)
     service.setName("pypid")
