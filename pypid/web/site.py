@@ -204,11 +204,14 @@ class PypidChannel(http.HTTPChannel):
     body that will be refused."""
 
     _headers_started: float | None = None
+    _cut = False  # aborted for slow headers
     _log = Logger()
 
     def dataReceived(self, data: bytes) -> None:
         # Checked once per read, not per line: a client dripping its headers makes a read
         # per drip anyway. line_mode: Twisted reads headers in line mode, bodies raw.
+        if self._cut:
+            return  # whatever arrives between the abort and the close
         if self.line_mode and not self._handlingRequest and self._headers_late():
             return
         super().dataReceived(data)
@@ -227,7 +230,7 @@ class PypidChannel(http.HTTPChannel):
             return False
         self._log.info("dropping a client whose request headers took over {limit} s",
                        limit=limit)
-        self._handlingRequest = True  # ignore whatever else arrives before the close
+        self._cut = True
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
         return True
