@@ -17,11 +17,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quick import BIN, REPO, free_port, pinned, post, wait_for, wrk
+from quick import BIN, REPO, free_port, pinned, post, start_pypid, wait_for, wrk
 
 from tests.dists import wheel_bytes, wheel_filename
 
@@ -58,19 +57,6 @@ http {{
 }}
 """)
     return config
-
-
-def start_pypid(work: Path, port: int, *options: str) -> tuple[subprocess.Popen[bytes], str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    daemon = subprocess.Popen(
-        pinned("0", [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir",
-                     str(work / "data"), "--listen", f"tcp:{port}:interface=127.0.0.1",
-                     *options]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=work)
-    wait_for(f"http://127.0.0.1:{port}")
-    while not (work / "data" / "initial-root-token").exists():
-        time.sleep(0.05)
-    return daemon, (work / "data" / "initial-root-token").read_text().strip()
 
 
 def main() -> int:

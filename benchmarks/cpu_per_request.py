@@ -17,12 +17,11 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quick import BIN, REPO, free_port, pinned, post, wait_for
+from quick import BIN, REPO, free_port, pinned, post, start_pypid
 
 from tests.dists import wheel_bytes, wheel_filename
 
@@ -38,16 +37,8 @@ def measure(tree: str, options: list[str]) -> dict[str, tuple[float, float]]:
     work = Path(tempfile.mkdtemp(prefix="pypid-cpu-"))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": tree}
-    daemon = subprocess.Popen(
-        pinned("0", [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir",
-                     str(work / "data"), "--listen", f"tcp:{port}:interface=127.0.0.1",
-                     *options]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=work)
+    daemon, token = start_pypid(work, port, *options, tree=Path(tree))
     try:
-        wait_for(f"http://127.0.0.1:{port}")
-        while not (work / "data" / "initial-root-token").exists():
-            time.sleep(0.05)
-        token = (work / "data" / "initial-root-token").read_text().strip()
         project = subprocess.run(
             [str(BIN / "pypid"), "--data-dir", str(work / "data"), "project", "create", "c/b"],
             capture_output=True, text=True, env=env, check=True).stdout.strip()

@@ -16,12 +16,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quick import BIN, REPO, free_port, pinned, post, wait_for, wrk
+from quick import BIN, REPO, free_port, post, start_pypid, wrk
 
 from tests.dists import wheel_bytes, wheel_filename
 
@@ -35,16 +34,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="pypid-groups-"))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    daemon = subprocess.Popen(
-        pinned("0", [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir",
-                     str(work / "data"), "--listen", f"tcp:{port}:interface=127.0.0.1"]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=work)
+    daemon, token = start_pypid(work, port)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(base)
-        while not (work / "data" / "initial-root-token").exists():
-            time.sleep(0.05)
-        token = (work / "data" / "initial-root-token").read_text().strip()
 
         def cli(*argv: str) -> str:
             return subprocess.run([str(BIN / "pypid"), "--data-dir", str(work / "data"), *argv],

@@ -62,6 +62,27 @@ def wait_for(url: str) -> None:
     raise SystemExit(f"server at {url} did not start")
 
 
+def start_pypid(work: Path, port: int, *options: str,
+                tree: Path = REPO) -> tuple[subprocess.Popen[bytes], str]:
+    """`twistd -n pypid` from tree on CPU 0, data dir work/data; the process (once it
+    listens) and root's token."""
+    daemon = subprocess.Popen(
+        pinned("0", [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir",
+                     str(work / "data"), "--listen", f"tcp:{port}:interface=127.0.0.1",
+                     *options]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(tree)}, cwd=work)
+    try:
+        wait_for(f"http://127.0.0.1:{port}")
+        while not (work / "data" / "initial-root-token").exists():
+            time.sleep(0.05)
+    except BaseException:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        raise
+    return daemon, (work / "data" / "initial-root-token").read_text().strip()
+
+
 def wrk(url: str, headers: dict[str, str]) -> float:
     command = ["wrk", "-t2", "-c32", f"-d{DURATION}", "--latency"]
     for name, value in headers.items():
@@ -93,18 +114,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="pypid-quick-"))
     port, static_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    daemon = subprocess.Popen(
-        pinned("0", [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir",
-                     str(work / "data"), "--listen", f"tcp:{port}:interface=127.0.0.1",
-                     *os.environ.get("QUICK_PYPID_ARGS", "").split()]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=work)
+    daemon, token = start_pypid(work, port, *os.environ.get("QUICK_PYPID_ARGS", "").split())
     static = None
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(base)
-        while not (work / "data" / "initial-root-token").exists():
-            time.sleep(0.05)
-        token = (work / "data" / "initial-root-token").read_text().strip()
         project = subprocess.run(
             [str(BIN / "pypid"), "--data-dir", str(work / "data"), "project", "create",
              "quick/bench"], capture_output=True, text=True, check=True, env=env,
