@@ -85,8 +85,13 @@ class Caches:
     group_data: BoundedCache[int, dict[Any, Any]] = field(
         default_factory=lambda: BoundedCache(20_000))
 
+    # Projects whose cache holds pages from an upstream: an upload anywhere may make such
+    # a name local (never taken from upstream again), so every change drops them too.
+    upstream_projects: set[int] = field(default_factory=set)
+
     def clear(self) -> None:
         self.generation += 1
+        self.upstream_projects.clear()
         self.principals.clear()
         self.projects.clear()
         self.roles.clear()
@@ -101,6 +106,12 @@ class Caches:
         self.generation += 1
         self.project_data.pop(project_id)
         self.group_data.clear()
+        for holder in self.upstream_projects:
+            self.project_data.pop(holder)
+        self.upstream_projects.clear()
+
+    def upstream_pages_in(self, project_id: int) -> None:
+        self.upstream_projects.add(project_id)
 
     def for_project(self, project_id: int) -> dict[Any, Any]:
         return _entry(self.project_data, project_id)
@@ -117,16 +128,18 @@ class Caches:
     async def fill(
         self, table: Callable[[], Table], key: Any, load: Callable[[], Awaitable[Any]],
         keep: Callable[[Any], bool] = lambda value: True,
+        fresh: Callable[[Any], bool] = lambda value: True,
     ) -> Any:
         """The cached value under key, else load()'s, kept (if keep(value)) unless a change
         in the meantime (the generation moved) may have made it stale. The one guarded
         fill: every cache of the daemon is filled through here.
 
         table is called again after the load: a project's dict may have been dropped and
-        made anew while the load ran.
+        made anew while the load ran. A held value that is not fresh(value) (an upstream
+        page past its TTL) is loaded again.
         """
         value = table().get(key, MISSING)
-        if value is not MISSING:
+        if value is not MISSING and fresh(value):
             return value
         generation = self.generation
         value = await load()

@@ -67,10 +67,45 @@ def _project_settings(registry: Registry, args: argparse.Namespace) -> str:
         project = registry.set_duplicates(project["id"], args.duplicates)
     if args.visibility is not None:
         project = registry.set_project_visibility(project["id"], args.visibility)
+    _set_upstream(registry, "projects", project["id"], args)
+    project = registry.project(project["id"])
     return json.dumps(
         {"id": project["id"], "path": project["path"], "visibility": project["visibility"],
-         "duplicates": project["duplicates"]}, indent=2,
+         "duplicates": project["duplicates"], **_upstream_shown(
+             project, registry.project_layers(project))}, indent=2,
     )
+
+
+_UPSTREAM_OPTIONS = ("upstream", "upstream_allow", "upstream_min_age", "upstream_ttl")
+
+
+def _set_upstream(registry: Registry, table: str, row_id: int,
+                  args: argparse.Namespace) -> None:
+    given = {name: getattr(args, name) for name in _UPSTREAM_OPTIONS
+             if getattr(args, name) is not None}
+    if given:
+        registry.set_upstream(table, row_id, **{
+            {"upstream": "url", "upstream_allow": "allow", "upstream_min_age": "min_age",
+             "upstream_ttl": "ttl"}[name]: value for name, value in given.items()})
+
+
+def _upstream_shown(row: dict[str, Any], layers: list[Any]) -> dict[str, Any]:
+    """Its own upstream settings (null: inherited) and those in force (the daemon's
+    --upstream, under all of them, is not known here)."""
+    from pypid.upstream.settings import Layer, public_url, resolve
+
+    own = Layer.from_row(row)
+    effective = resolve(layers)
+    return {
+        "upstream": public_url(own.upstream) if own.upstream else own.upstream,
+        "upstream_allow": list(own.allow) if own.allow is not None else None,
+        "upstream_min_age": own.min_age_days, "upstream_ttl": own.ttl,
+        "upstream_in_force": {
+            "url": public_url(effective.url) if effective.url else None,
+            "allow": list(effective.allow), "min_age": effective.min_age_days,
+            "ttl": effective.ttl, "note": "unless off or set here or in a group, the "
+                                          "daemon's --upstream applies"},
+    }
 
 
 def _member_add(registry: Registry, args: argparse.Namespace) -> str:
@@ -98,8 +133,11 @@ def _group_settings(registry: Registry, args: argparse.Namespace) -> str:
     group = registry.group(args.group_ref)
     if args.visibility is not None:
         group = registry.set_group_visibility(group["id"], args.visibility)
+    _set_upstream(registry, "groups", group["id"], args)
+    group = registry.group(group["id"])
     return json.dumps({"id": group["id"], "path": group["path"],
-                       "visibility": group["visibility"]}, indent=2)
+                       "visibility": group["visibility"],
+                       **_upstream_shown(group, registry.group_layers(group["id"]))}, indent=2)
 
 
 def _group_member_add(registry: Registry, args: argparse.Namespace) -> str:
@@ -171,6 +209,20 @@ def _fsck(registry: Registry, args: argparse.Namespace) -> str:
     return "\n".join(report.lines())
 
 
+def _upstream_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--upstream", metavar="URL|off|inherit",
+                     help="simple index that names with no local files come from; off: "
+                          "none; inherit: as the group above (or the daemon's --upstream)")
+    sub.add_argument("--upstream-allow", metavar="PATTERN", action="append",
+                     help="name or glob pattern that may come from upstream; repeatable "
+                          "(replaces the list; '*': any; inherit: as the group above)")
+    sub.add_argument("--upstream-min-age", metavar="DAYS",
+                     help="hide upstream files published less than DAYS ago (or inherit)")
+    sub.add_argument("--upstream-ttl", metavar="SECONDS",
+                     help="seconds an upstream page is served before it is revalidated "
+                          "(or inherit)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pypid", description="Administer a pypid data dir.")
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
@@ -199,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--duplicates", choices=["allow", "deny"],
                      help="deny: re-uploading an existing filename fails with 400")
     sub.add_argument("--visibility", choices=VISIBILITY_CHOICES)
+    _upstream_arguments(sub)
 
     namespaces = groups.add_parser("group", help="groups (namespaces, nested)").add_subparsers(
         dest="command", required=True)
@@ -211,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(namespaces, "settings", _group_settings, "show or change a group's settings")
     sub.add_argument("group_ref", metavar="GROUP", help="id or full path")
     sub.add_argument("--visibility", choices=VISIBILITY_CHOICES)
+    _upstream_arguments(sub)
     group_members = namespaces.add_parser("member", help="group members").add_subparsers(
         dest="subcommand", required=True)
     sub = command(group_members, "add", _group_member_add,
@@ -282,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = groups.add_parser("backup", help="consistent copy of the data dir, daemon running")
     sub.set_defaults(handler=None, command="backup")
     sub.add_argument("destination", metavar="DEST", help="a new or empty directory")
+    sub.add_argument("--without-upstream", action="store_true",
+                     help="leave out the files cached from upstream indexes (they are "
+                          "fetched again when asked for)")
     sub = groups.add_parser("restore", help="copy a backup into an empty --data-dir")
     sub.set_defaults(handler=None, command="restore")
     sub.add_argument("source", metavar="BACKUP")
@@ -307,7 +364,8 @@ def _backup_or_restore(args: argparse.Namespace, data_dir: Path) -> int:
         if args.group == "backup":
             if not (data_dir / DATABASE_NAME).exists():
                 raise ValueError(f"no pypid database in {data_dir}")
-            report = maintenance.backup(data_dir, Path(args.destination))
+            report = maintenance.backup(data_dir, Path(args.destination),
+                                        with_upstream=not args.without_upstream)
             print(f"backed up {report.files} files ({report.blobs_copied} blobs, "
                   f"{report.bytes_copied} bytes) to {args.destination}")
             for name in report.rows_dropped:
@@ -374,16 +432,22 @@ def _audit(data_dir: Path, args: argparse.Namespace) -> None:
     if getattr(args, "subcommand", None):
         key += (args.subcommand,)
     names: tuple[str, ...]
-    if key == ("project", "settings") and (args.duplicates or args.visibility):
-        action, names = "settings", ("project", "duplicates", "visibility")
-    elif key == ("group", "settings") and args.visibility:
-        action, names = "group_settings", ("group_ref", "visibility")
+    changed = any(getattr(args, name, None) is not None
+                  for name in ("duplicates", "visibility", *_UPSTREAM_OPTIONS))
+    if key == ("project", "settings") and changed:
+        action, names = "settings", ("project", "duplicates", "visibility", *_UPSTREAM_OPTIONS)
+    elif key == ("group", "settings") and changed:
+        action, names = "group_settings", ("group_ref", "visibility", *_UPSTREAM_OPTIONS)
     elif key in _AUDITED:
         action, names = _AUDITED[key]
     else:
         return
-    AuditLog(data_dir).record(cli_actor(), "local", action,
-                              **{name: getattr(args, name) for name in names})
+    details = {name: getattr(args, name) for name in names}
+    if details.get("upstream"):
+        from pypid.upstream.settings import public_url
+
+        details["upstream"] = public_url(details["upstream"])  # never a password in the log
+    AuditLog(data_dir).record(cli_actor(), "local", action, **details)
 
 
 if __name__ == "__main__":  # pragma: no cover

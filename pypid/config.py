@@ -54,6 +54,18 @@ class Config:
     # Downloads answered with X-Accel-Redirect to PREFIX<ab>/<sha256>, for nginx to send
     # the bytes from the blob directory (conf/nginx.conf); None: pypid sends them.
     accel_redirect: str | None = None
+    # The instance's upstream (pypid.upstream), under every project's and group's own
+    # settings: a simple index URL or None (off), names allowed, cooldown, page TTL.
+    upstream: str | None = None
+    upstream_allow: tuple[str, ...] | None = None
+    upstream_min_age: float | None = None
+    upstream_ttl: int | None = None
+    # Seconds an upstream may take to answer a page or file, before 504.
+    upstream_timeout: float = 30.0
+    # Larger upstream files are left out of pages (and refused if an upstream sends more).
+    upstream_max_file_size: int = 5 * 1024**3
+    # Cached upstream files not requested for this many days are dropped; 0: kept.
+    upstream_retention_days: float = 90.0
 
 
 # TOML key -> (Config attribute, parser). The TOML spelling matches the command line.
@@ -149,6 +161,43 @@ def _log_format(key: str, value: Any) -> str:
     return str(value)
 
 
+def _upstream_setting(check: Any) -> Any:
+    def parse(key: str, value: Any) -> Any:
+        from pypid.upstream.settings import SettingError
+
+        try:
+            return check(value, key)
+        except SettingError as error:
+            raise ConfigError(str(error)) from None
+
+    return parse
+
+
+def _upstream_url(value: Any, key: str) -> str | None:
+    from pypid.upstream.settings import OFF, check_url
+
+    url = check_url(_text(key, value), key)
+    return None if url == OFF else url
+
+
+def _upstream_allow(value: Any, key: str) -> tuple[str, ...]:
+    from pypid.upstream.settings import check_patterns
+
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{key}: expected a list of names or patterns, got {value!r}")
+    return check_patterns([str(item) for item in items], key)
+
+
+def _upstream_number(check_name: str) -> Any:
+    def check(value: Any, key: str) -> Any:
+        from pypid.upstream import settings
+
+        return getattr(settings, check_name)(value, key)
+
+    return check
+
+
 _SETTINGS: dict[str, tuple[str, Any]] = {
     "data-dir": ("data_dir", _text),
     "listen": ("listen", _listen),
@@ -168,6 +217,13 @@ _SETTINGS: dict[str, tuple[str, Any]] = {
     "metrics": ("metrics", _boolean),
     "log-format": ("log_format", _log_format),
     "accel-redirect": ("accel_redirect", _accel_prefix),
+    "upstream": ("upstream", _upstream_setting(_upstream_url)),
+    "upstream-allow": ("upstream_allow", _upstream_setting(_upstream_allow)),
+    "upstream-min-age": ("upstream_min_age", _upstream_setting(_upstream_number("check_min_age"))),
+    "upstream-ttl": ("upstream_ttl", _upstream_setting(_upstream_number("check_ttl"))),
+    "upstream-timeout": ("upstream_timeout", _positive_float),
+    "upstream-max-file-size": ("upstream_max_file_size", _positive_int),
+    "upstream-retention-days": ("upstream_retention_days", _non_negative_float),
 }
 
 SETTING_NAMES = tuple(_SETTINGS)

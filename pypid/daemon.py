@@ -30,10 +30,13 @@ from pypid.blobs.filesystem import FilesystemBlobs
 from pypid.blobs.guard import BlobGuard
 from pypid.caches import Caches, ChangeWatcher
 from pypid.config import Config
-from pypid.maintenance import collect_garbage
+from pypid.maintenance import DEFAULT_GRACE_SECONDS, collect_garbage
 from pypid.publish import Publisher
 from pypid.queue import BoundedQueue
 from pypid.store.db import DatabaseService, open_registry
+from pypid.upstream.client import UpstreamClient
+from pypid.upstream.proxy import Upstream
+from pypid.upstream.settings import Layer
 from pypid.web.app import RegistryApp
 from pypid.web.formbody import streamed_body
 from pypid.web.metrics import Metrics, Stats
@@ -213,6 +216,9 @@ def build_service(config: Config, reactor: Any) -> PypidService:
             "pypid_bans": ("Addresses banned for failed sign-ins",
                            lambda: float(limiter.bans_total)),
         })
+    upstream = Upstream(
+        UpstreamClient(_http_client(reactor), reactor, run_worker, config.upstream_timeout),
+        database.run, run_worker, blobs, publisher.guard, config.upstream_max_file_size)
     app = RegistryApp(
         run_db=database.run,
         authenticator=RegistryAuthenticator(database.run, caches),
@@ -226,6 +232,9 @@ def build_service(config: Config, reactor: Any) -> PypidService:
         audit=AuditLog(data_dir),
         metrics=metrics,
         accel_redirect=config.accel_redirect,
+        upstream=upstream,
+        upstream_default=Layer(config.upstream, config.upstream_allow,
+                               config.upstream_min_age, config.upstream_ttl),
     )
     site = PypidSite(app.resource(), spool_dir=blobs.temp_dir,
                      max_body_size=config.max_upload_size, log_requests=config.access_log,
@@ -238,11 +247,22 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     service.setName("pypid")
     service.add_backend(database)
     service.add_backend(ThreadPoolService(worker_pool))
-    service.add_backend(_DatabaseOpener(database, reactor, blobs, publisher.guard))
+    service.add_backend(_DatabaseOpener(database, reactor, blobs, publisher.guard,
+                                        config.upstream_retention_days))
     service.add_backend(WatcherService(ChangeWatcher(reactor, database.run, caches)))
     for description in config.listen:
         service.add_listener(ListenerService(reactor, description, site))
     return service
+
+
+def _http_client(reactor: Any) -> Any:
+    """treq's client over a pool of persistent connections (one upstream, many fetches)."""
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 8
+    return HTTPClient(Agent(reactor, pool=pool))
 
 
 class _DatabaseOpener(Service):
@@ -250,8 +270,9 @@ class _DatabaseOpener(Service):
     collects unused blobs (older than the grace period) at start and every hour."""
 
     def __init__(self, database: DatabaseService, reactor: Any, blobs: FilesystemBlobs,
-                 guard: BlobGuard) -> None:
+                 guard: BlobGuard, retention_days: float = 0.0) -> None:
         self._database = database
+        self._retention_days = retention_days
         self._blobs = blobs
         self._guard = guard
         self._collector = LoopingCall(self.collect)
@@ -272,7 +293,8 @@ class _DatabaseOpener(Service):
                 log.info("removed {count} unused blobs", count=removed)
 
         return self._database.run(
-            collect_garbage, self._blobs, self._guard
+            collect_garbage, self._blobs, self._guard, DEFAULT_GRACE_SECONDS,
+            self._retention_days,
         ).addCallbacks(report, lambda failure: log.failure("garbage collection", failure))
 
     def stopService(self) -> None:

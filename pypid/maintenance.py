@@ -28,6 +28,7 @@ QUARANTINE = "quarantine"
 @dataclass
 class FsckReport:
     files_checked: int = 0
+    upstream_files_checked: int = 0
     blobs_checked: int = 0
     missing_blobs: list[str] = field(default_factory=list)  # filenames whose blob is gone
     corrupt_blobs: list[str] = field(default_factory=list)  # keys whose bytes changed
@@ -44,7 +45,8 @@ class FsckReport:
     def lines(self) -> list[str]:
         verb = "removed" if self.repaired else "found"
         return [
-            f"checked {self.files_checked} file rows and {self.blobs_checked} blobs",
+            f"checked {self.files_checked} file rows, {self.upstream_files_checked} cached "
+            f"upstream files and {self.blobs_checked} blobs",
             f"rows whose blob is missing: {len(self.missing_blobs)}"
             + (" (rows removed)" if self.repaired and self.missing_blobs else ""),
             *(f"  missing: {name}" for name in self.missing_blobs),
@@ -85,17 +87,24 @@ def fsck(
     rows = list(registry.db.query(
         "SELECT id, package_id, project_id, filename, blob_key, metadata_sha256 "
         "FROM package_files ORDER BY id"))
+    cached = registry.upstream_file_rows()  # files fetched from an upstream
     report.files_checked = len(rows)
+    report.upstream_files_checked = len(cached)
     stored = set(blobs.keys())
     report.blobs_checked = len(stored)
     used = {row["blob_key"] for row in rows} | {
-        row["metadata_sha256"] for row in rows if row["metadata_sha256"]}
+        row["metadata_sha256"] for row in rows if row["metadata_sha256"]} | {
+        row["sha256"] for row in cached}
     corrupt = set()
     if verify:
         corrupt = {key for key in stored & used if _hash_file(blobs.path(key)) != key}
     report.corrupt_blobs = sorted(corrupt)
     broken_rows = [row for row in rows if row["blob_key"] not in stored]
     report.missing_blobs = [row["filename"] for row in broken_rows]
+    broken_cached = [row for row in cached if row["sha256"] not in stored or row["sha256"]
+                     in corrupt]
+    report.missing_blobs += [f"{row['filename']} (from upstream)" for row in broken_cached
+                             if row["sha256"] not in stored]
     for key in sorted(stored - used):
         if guard is not None and guard.is_held(key):
             report.young_orphans += 1
@@ -114,6 +123,8 @@ def fsck(
     doomed = broken_rows + [row for row in rows if row["blob_key"] in corrupt]
     for row in doomed:
         registry.delete_file(row["project_id"], row["package_id"], row["id"])
+    # A cached upstream file is only a copy: without its row it is fetched again.
+    registry.forget_upstream_files([row["id"] for row in broken_cached])
     for key in report.orphan_blobs:
         if guard is None:
             blobs.delete(key)
@@ -126,9 +137,11 @@ def fsck(
 
 def collect_garbage(
     registry: Registry, blobs: FilesystemBlobs, guard: BlobGuard,
-    grace: float = DEFAULT_GRACE_SECONDS,
+    grace: float = DEFAULT_GRACE_SECONDS, upstream_retention_days: float = 0.0,
 ) -> int:
-    """Remove blobs no row uses, older than grace and held by no upload; returns how many."""
+    """Remove blobs no row uses, older than grace and held by no upload; returns how many.
+    Cached upstream files not requested for upstream_retention_days (0: kept) go first."""
+    registry.forget_unused_upstream_files(upstream_retention_days)
     report = fsck(registry, blobs, repair=False, grace=grace, verify=False, guard=guard)
     removed = 0
     for key in report.orphan_blobs:
@@ -145,8 +158,9 @@ class BackupReport:
     rows_dropped: list[str]
 
 
-def backup(data_dir: Path, destination: Path) -> BackupReport:
-    """A consistent copy of a (possibly running) data dir into a new directory."""
+def backup(data_dir: Path, destination: Path, with_upstream: bool = True) -> BackupReport:
+    """A consistent copy of a (possibly running) data dir into a new directory; without
+    the files cached from upstreams if with_upstream is False (they are fetched again)."""
     if destination.exists() and any(destination.iterdir()):
         raise ValueError(f"backup destination {destination} is not empty")
     destination.mkdir(parents=True, exist_ok=True)
@@ -161,11 +175,15 @@ def backup(data_dir: Path, destination: Path) -> BackupReport:
     try:
         rows = list(registry.db.query(
             "SELECT id, package_id, project_id, filename, blob_key FROM package_files"))
+        if not with_upstream:
+            registry.forget_upstream_files([row["id"] for row in registry.upstream_file_rows()])
+        cached = registry.upstream_file_rows()
         source_blobs = FilesystemBlobs(data_dir)
         target_blobs = FilesystemBlobs(destination)
         copied = size = 0
         dropped = []
-        for key in sorted({row["blob_key"] for row in rows} | _legacy_metadata(registry)):
+        keys = {row["blob_key"] for row in rows} | _legacy_metadata(registry)
+        for key in sorted(keys | {row["sha256"] for row in cached}):
             origin = source_blobs.path(key)
             copy = target_blobs.path(key)
             try:
@@ -173,6 +191,8 @@ def backup(data_dir: Path, destination: Path) -> BackupReport:
             except FileNotFoundError:
                 # Deleted after the snapshot was taken: the backup drops its rows too.
                 dropped += [row for row in rows if row["blob_key"] == key]
+                registry.forget_upstream_files(
+                    [row["id"] for row in cached if row["sha256"] == key])
                 continue
             with open(copy, "rb") as stream:
                 os.fsync(stream.fileno())

@@ -52,6 +52,20 @@ class Options(usage.Options):
         ["accel-redirect", None, None,
          "Answer downloads with X-Accel-Redirect to PREFIX (an nginx internal location "
          "aliased to the data dir's blobs/sha256/); see conf/nginx.conf [default: off]"],
+        ["upstream", None, None,
+         "Simple index (PEP 503/691) that names with no local files come from, for every "
+         "project and group that does not set its own; off: none [default: off]"],
+        ["upstream-min-age", None, None,
+         "Days an upstream file must have been public before it is shown [default: 0]"],
+        ["upstream-ttl", None, None,
+         "Seconds an upstream page is served before it is revalidated [default: 300]"],
+        ["upstream-timeout", None, None,
+         "Seconds an upstream may take to answer before 504 [default: 30]"],
+        ["upstream-max-file-size", None, None,
+         "Largest upstream file in bytes; larger ones are not listed [default: 5 GiB]"],
+        ["upstream-retention-days", None, None,
+         "Days a cached upstream file is kept after its last request; 0: for good "
+         "[default: 90]"],
     ]
 
     optFlags = [["access-log", None, "Log one line per request [default: off]"],
@@ -72,6 +86,11 @@ class Options(usage.Options):
         [default: 127.0.0.0/8 and ::1]."""
         self.setdefault("metrics-allow", []).append(network)
 
+    def opt_upstream_allow(self, pattern: str) -> None:
+        """Name or glob pattern that may come from the upstream; repeatable
+        [default: every name with no local files]."""
+        self.setdefault("upstream-allow", []).append(pattern)
+
     def opt_listen(self, description: str) -> None:
         """Twisted endpoint to listen on; repeatable
         [default: tcp:8080:interface=127.0.0.1]; systemd:domain=INET:index=0 for socket
@@ -84,7 +103,9 @@ class Options(usage.Options):
             for name in ("data-dir", "max-upload-size", "public-url", "upload-workers",
                          "upload-queue", "shutdown-grace", "request-timeout", "min-upload-rate",
                          "auth-failure-limit", "auth-failure-window", "auth-ban-time",
-                         "log-format", "accel-redirect")
+                         "log-format", "accel-redirect", "upstream", "upstream-min-age",
+                         "upstream-ttl", "upstream-timeout", "upstream-max-file-size",
+                         "upstream-retention-days")
             if self[name] is not None
         }
         if self["listen"]:
@@ -95,6 +116,8 @@ class Options(usage.Options):
             given["auth-allowlist"] = list(self["auth-allow"])
         if self.get("metrics-allow"):
             given["metrics-allow"] = list(self["metrics-allow"])
+        if self.get("upstream-allow"):
+            given["upstream-allow"] = list(self["upstream-allow"])
         if self["no-metrics"]:
             given["metrics"] = False
         try:

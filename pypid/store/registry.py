@@ -42,6 +42,7 @@ from pypid.store.base import (
     utc_now,
 )
 from pypid.store.namespaces import NamespaceQueries
+from pypid.store.upstream_rows import UpstreamQueries
 
 Row = dict[str, Any]
 # GitLab records a token's use at most this often, to keep reads from becoming writes.
@@ -77,7 +78,7 @@ def _usable(row: Row, secret: str, now: datetime) -> bool:
         row["token_digest"], secret)
 
 
-class Registry(NamespaceQueries):
+class Registry(NamespaceQueries, UpstreamQueries):
     def __init__(self, db: sqlite_utils.Database, now: Callable[[], datetime] = utc_now) -> None:
         self.db = db
         self._now = now
@@ -588,8 +589,9 @@ class Registry(NamespaceQueries):
             )
 
     def core_metadata(self, sha256: str) -> bytes | None:
+        """Core metadata by its sha256: of a local file, else of an upstream file."""
         row = self._one("SELECT content FROM core_metadata WHERE sha256 = ?", (sha256,))
-        return None if row is None else bytes(row["content"])
+        return self.upstream_metadata(sha256) if row is None else bytes(row["content"])
 
     def unreferenced(self, keys: list[str]) -> list[str]:
         """Which of these blob keys no file row references any more."""
@@ -597,7 +599,8 @@ class Registry(NamespaceQueries):
             key for key in keys
             if not self._one(
                 "SELECT 1 AS found FROM package_files WHERE blob_key = ? OR metadata_sha256 = ? "
-                "LIMIT 1", (key, key),
+                "UNION ALL SELECT 1 FROM upstream_files WHERE sha256 = ? "
+                "LIMIT 1", (key, key, key),
             )
         )
 

@@ -22,6 +22,8 @@ from pypid.audit import AuditLog
 from pypid.caches import Caches
 from pypid.interfaces import IAuthenticator, IBlobStore
 from pypid.publish import Publisher
+from pypid.upstream.proxy import Upstream
+from pypid.upstream.settings import Layer
 from pypid.web.errors import answer_failure
 from pypid.web.gate import Allowed, Gate
 from pypid.web.metrics import Metrics
@@ -47,13 +49,15 @@ class RegistryApp:
         audit: AuditLog | None = None,
         metrics: Metrics | None = None,
         accel_redirect: str | None = None,
+        upstream: Upstream | None = None,
+        upstream_default: Layer | None = None,
     ) -> None:
         self.caches = caches
         self.limiter = limiter
         self.metrics = metrics
         self.services = Services(run_db, run_worker, blobs, publisher, caches,
                                  max_upload_size, public_url, audit, metrics,
-                                 accel_redirect)
+                                 accel_redirect, upstream, upstream_default or Layer())
         self.gate = Gate(authenticator, run_db, caches, limiter,
                          metrics.stats if metrics is not None else None)
         self.app = Klein()

@@ -8,6 +8,9 @@ package is retrieved"), which lets any developer of any project in the group sha
 release of another project by publishing the same name later: a dependency confusion inside
 the group. Here the first publisher keeps the name; what other projects publish under it
 is left out of the group index (and stays installable from their own project index).
+
+A name no readable project of the group has may come from the group's upstream
+(pypid.web.proxied), unless a project anywhere in its top-level group has it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from pypid.store.registry import Registry, Row
-from pypid.web import pypi, simple
+from pypid.web import proxied, pypi, simple
 from pypid.web.gate import Allowed
 from pypid.web.services import Services
 
@@ -62,6 +65,12 @@ def simple_package_from_memory(
                                  name, allowed.readable)
 
 
+def _index(services: Services, group: Row) -> proxied.Proxied:
+    return proxied.Proxied(services, proxied.Index(
+        services.caches.group_table(group["id"]), _files_base(services, group),
+        group["lineage"][-1], lambda: services.run_db(Registry.group_layers, group["id"])))
+
+
 async def _page(
     services: Services, request: IRequest, allowed: Allowed, name: str | None
 ) -> bytes:
@@ -69,7 +78,8 @@ async def _page(
     return await pypi.cached_page(
         services, request, services.caches.group_table(group["id"]), name, allowed.readable,
         lambda chosen: services.run_db(simple.render_group_from_registry, allowed.readable,
-                                       name, chosen, _files_base(services, group)))
+                                       name, chosen, _files_base(services, group)),
+        _index(services, group))
 
 
 async def file(
@@ -79,7 +89,8 @@ async def file(
     return await pypi.cached_file(
         services, request, services.caches.group_table(group["id"]), allowed.readable,
         lambda digest, name: services.run_db(Registry.group_file_by_name, allowed.readable,
-                                             digest, name), sha256, filename)
+                                             digest, name), sha256, filename,
+        _index(services, group))
 
 
 def file_from_memory(

@@ -9,6 +9,7 @@ answer depends on (media type, redirects, file or metadata) are made once, here.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +25,7 @@ from pypid.domain.access import Action
 from pypid.domain.names import BadName, is_normalized, normalize_package_name
 from pypid.publish import UploadRefused
 from pypid.store.registry import Registry, Row, WriteRefused
-from pypid.web import files, simple, wire
+from pypid.web import files, proxied, simple, wire
 from pypid.web.errors import HTTPError, for_refusal
 from pypid.web.gate import Allowed
 from pypid.web.negotiation import media_type
@@ -155,6 +156,13 @@ def _files_base(services: Services, project: Row) -> str:
     return "../../files"
 
 
+def _project_index(services: Services, project: Row) -> proxied.Index:
+    return proxied.Index(
+        services.caches.project_table(project["id"]), _files_base(services, project),
+        project["group_ids"][-1], lambda: services.run_db(Registry.project_layers, project),
+        project["id"])
+
+
 async def _page(
     services: Services, request: IRequest, allowed: Allowed, name: str | None
 ) -> bytes:
@@ -163,20 +171,31 @@ async def _page(
     return await cached_page(
         services, request, services.caches.project_table(project["id"]), name, (),
         lambda chosen: services.run_db(simple.render_from_registry, project["id"], name,
-                                       chosen, _files_base(services, project)))
+                                       chosen, _files_base(services, project)),
+        proxied.Proxied(services, _project_index(services, project)))
 
 
 async def cached_page(
     services: Services, request: IRequest, table: Callable[[], Table], name: str | None,
     scope: tuple[Any, ...], render: Callable[[str], Deferred[simple.Page | None]],
+    upstream: proxied.Proxied | None = None,
 ) -> bytes:
     """A page (name None: the root) from table's cache, else rendered (in the database
     thread: a root page of thousands of packages is real work) and kept; scope: what else
-    the page depends on (for a group, the projects the principal may read)."""
+    the page depends on (for a group, the projects the principal may read). A package
+    with no local files comes from the index's upstream, if it has one."""
     chosen = _media_type(request)
+
+    async def load() -> simple.Page | None:
+        page: simple.Page | None = await render(chosen)
+        if page is None and name is not None and upstream is not None:
+            page = await upstream.page(request, name, chosen)
+        return page
+
     page: simple.Page | None = await services.caches.fill(
-        table, ("page", name, chosen, scope), lambda: render(chosen),
-        keep=lambda found: found is not None)
+        table, ("page", name, chosen, scope), load,
+        keep=lambda found: found is not None and found.expires >= 0,
+        fresh=lambda held: not held.expires or held.expires > time.monotonic())
     if page is None:
         raise HTTPError(404, "Package Not Found")
     return simple.write_page(request, page)
@@ -190,8 +209,8 @@ def page_from_memory(
     if not request.path.endswith(b"/") or (name is not None and not is_normalized(name)):
         return None
     page = table.get(("page", name, media_type(request.getHeader(b"accept")), scope))
-    if page is None:
-        return None
+    if page is None or (page.expires and page.expires <= time.monotonic()):
+        return None  # an upstream page past its TTL is revalidated by the handler
     body = simple.write_page(request, page)
     if len(body) >= DIRECT_MIN and wire.answer_now(request, body):
         return NOT_DONE_YET
@@ -220,7 +239,8 @@ async def file(
     return await cached_file(
         services, request, services.caches.project_table(project["id"]), (),
         lambda digest, name: services.run_db(Registry.file_by_name, project["id"], digest,
-                                             name), sha256, filename)
+                                             name), sha256, filename,
+        proxied.Proxied(services, _project_index(services, project)))
 
 
 def file_from_memory(
@@ -235,14 +255,25 @@ def file_from_memory(
 async def cached_file(
     services: Services, request: IRequest, table: Callable[[], Table], scope: tuple[Any, ...],
     lookup: Callable[[str, str], Deferred[Row | None]], sha256: str, filename: str,
+    upstream: proxied.Proxied | None = None,
 ) -> bytes | Resource:
-    """A file or its .metadata: the row from table's cache, else lookup(sha256, filename)."""
+    """A file or its .metadata: the row from table's cache, else lookup(sha256, filename),
+    else (a file the index's upstream lists) the upstream's, fetched once."""
     target = _target(sha256, filename)
     if target is None:
         raise HTTPError(404, "File Not Found")
     digest, dist_filename, wants_metadata = target
+    key = ("file", digest, dist_filename, scope)
     row: Row | None = await services.caches.fill(
-        table, ("file", digest, dist_filename, scope), lambda: lookup(digest, dist_filename))
+        table, key, lambda: lookup(digest, dist_filename),
+        keep=lambda found: found is not None or upstream is None)
+    if row is None and upstream is not None:
+        if wants_metadata:  # pip reads it to decide whether it wants the file at all
+            row = await upstream.metadata_row(digest, dist_filename)
+        else:
+            row = await services.caches.fill(
+                table, key, lambda: upstream.file_row(digest, dist_filename),
+                keep=lambda found: found is not None)
     if row is None:
         raise HTTPError(404, "File Not Found")
     if wants_metadata:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -18,6 +18,8 @@ from pypid.domain.access import Principal
 from pypid.interfaces import IBlobStore
 from pypid.publish import Publisher
 from pypid.store.registry import NotFound, Row, StoreError
+from pypid.upstream.proxy import Upstream
+from pypid.upstream.settings import Layer
 from pypid.web.errors import HTTPError
 from pypid.web.gate import client_address
 from pypid.web.metrics import Metrics
@@ -38,6 +40,9 @@ class Services:
     audit_log: AuditLog | None = None
     metrics: Metrics | None = None
     accel_prefix: str | None = None  # --accel-redirect: nginx sends the blobs
+    upstream: Upstream | None = None  # the proxy of other indexes (pypid.upstream)
+    # The daemon's --upstream settings, under every index's own.
+    upstream_default: Layer = field(default_factory=Layer)
 
     async def store(self, function: Callable[..., Any], *args: Any) -> Any:
         """A registry call whose refusals become 404/400 answers."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +24,7 @@ from pypid.store.registry import Registry
 from pypid.web.negotiation import JSON_V1, accepts_gzip, not_modified
 
 API_VERSION = "1.1"
+TRACKS_API_VERSION = "1.2"  # PEP 708's tracks key, on pages that come from an upstream
 
 
 GZIP_MIN = 1024
@@ -36,6 +37,12 @@ class Page:
     content_type: bytes
     gzipped: bytes | None = None  # the body gzip-compressed, for clients that accept it
     gzip_etag: bytes = b""  # a variant's ETag differs from the identity body's (RFC 9110)
+    # Pages from an upstream (pypid.web.proxied): served from memory until expires
+    # (time.monotonic; 0: until a change drops them, as local pages), with the upstream's
+    # page URL in X-Pypid-Upstream and, when the upstream failed, a Warning.
+    expires: float = 0.0
+    upstream: bytes = b""
+    warning: bytes = b""
 
 
 def write_page(request: IRequest, page: Page) -> bytes:
@@ -45,6 +52,10 @@ def write_page(request: IRequest, page: Page) -> bytes:
     etag = page.gzip_etag if gzipped else page.etag
     request.setHeader(b"ETag", etag)
     request.setHeader(b"Cache-Control", b"private, max-age=0, must-revalidate")
+    if page.upstream:
+        request.setHeader(b"X-Pypid-Upstream", page.upstream)
+        if page.warning:
+            request.setHeader(b"Warning", page.warning)
     if not_modified(request.getHeader(b"if-none-match"), etag):
         request.setResponseCode(304)
         return b""
@@ -81,10 +92,12 @@ def render_root(projects: list[dict[str, Any]], media_type: str) -> Page:
     return _page(_html("Simple index", links), media_type)
 
 
-def _html(title: str, links: str) -> bytes:
+def _html(title: str, links: str, tracks: str | None = None) -> bytes:
+    version = API_VERSION if tracks is None else TRACKS_API_VERSION
+    meta = "" if tracks is None else f'    <meta name="pypi:tracks" content="{escape(tracks)}">\n'
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f'    <meta name="pypi:repository-version" content="{version}">\n{meta}'
         f"    <title>{escape(title)}</title>\n  </head>\n  <body>\n"
         f"    <h1>{escape(title)}</h1>\n{links}  </body>\n</html>\n"
     ).encode()
@@ -95,9 +108,21 @@ def file_url(files_base: str, row: dict[str, Any]) -> str:
 
 
 def render_package(
-    name: str, rows: list[dict[str, Any]], files_base: str, media_type: str
+    name: str, rows: list[dict[str, Any]], files_base: str, media_type: str,
+    tracks: str | None = None,
 ) -> Page:
-    """A package page. files_base: URL of .../packages/pypi/files, relative or absolute."""
+    """A package page. files_base: URL of .../packages/pypi/files, relative or absolute;
+    tracks: the upstream page it mirrors (PEP 708), for a page from an upstream."""
+    page = _render_package(name, rows, files_base, media_type, tracks)
+    if tracks is None:
+        return page
+    return replace(page, upstream=tracks.encode("ascii", "replace"))
+
+
+def _render_package(
+    name: str, rows: list[dict[str, Any]], files_base: str, media_type: str,
+    tracks: str | None,
+) -> Page:
     if media_type == JSON_V1:
         files = []
         for row in rows:
@@ -110,13 +135,19 @@ def render_package(
                 "upload-time": row["upload_time"],
                 "yanked": (row["yanked_reason"] or True) if row["yanked"] else False,
             }
+            for optional in ("size", "upload-time"):  # an upstream's HTML page has neither
+                if entry[optional] is None:
+                    del entry[optional]
             if row["metadata_sha256"]:
                 entry["core-metadata"] = {"sha256": row["metadata_sha256"]}
                 entry["dist-info-metadata"] = {"sha256": row["metadata_sha256"]}
             files.append(entry)
         versions = sorted({row["version"] for row in rows}, key=_version_order)
-        document = {"meta": {"api-version": API_VERSION}, "name": name,
-                    "versions": versions, "files": files}
+        document: dict[str, Any] = {"meta": {"api-version": API_VERSION}, "name": name,
+                                    "versions": versions, "files": files}
+        if tracks is not None:
+            document["meta"]["api-version"] = TRACKS_API_VERSION
+            document["tracks"] = [tracks]
         return _page(json.dumps(document).encode("utf-8"), media_type)
     links = []
     for row in rows:
@@ -130,7 +161,7 @@ def render_package(
         if row["yanked"]:
             attributes.append(f'data-yanked="{escape(row["yanked_reason"] or "")}"')
         links.append(f"    <a {' '.join(attributes)}>{escape(row['filename'])}</a><br/>\n")
-    return _page(_html(f"Links for {name}", "".join(links)), media_type)
+    return _page(_html(f"Links for {name}", "".join(links), tracks), media_type)
 
 
 def render_from_registry(
