@@ -258,9 +258,15 @@ def build_service(config: Config, reactor: Any) -> PypidService:
 def _http_client(reactor: Any) -> Any:
     """treq's client over a pool of persistent connections (one upstream, many fetches)."""
     from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
+    from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
-    pool = HTTPConnectionPool(reactor, persistent=True)
+    class QuietFactory(_HTTP11ClientFactory):
+        noisy = False  # no "Starting factory" line in the log per upstream connection
+
+    class QuietPool(HTTPConnectionPool):
+        _factory = QuietFactory
+
+    pool = QuietPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 8
     return HTTPClient(Agent(reactor, pool=pool))
 

@@ -267,13 +267,13 @@ async def cached_file(
     row: Row | None = await services.caches.fill(
         table, key, lambda: lookup(digest, dist_filename),
         keep=lambda found: found is not None or upstream is None)
-    if row is None and upstream is not None:
-        if wants_metadata:  # pip reads it to decide whether it wants the file at all
-            row = await upstream.metadata_row(digest, dist_filename)
-        else:
-            row = await services.caches.fill(
-                table, key, lambda: upstream.file_row(digest, dist_filename),
-                keep=lambda found: found is not None)
+    if upstream is not None and wants_metadata and (row is None or row.get("upstream")):
+        # pip reads it to decide whether it wants the file at all: fetched on its own.
+        row = await upstream.metadata_row(digest, dist_filename)
+    elif row is None and upstream is not None:
+        row = await services.caches.fill(
+            table, key, lambda: upstream.file_row(digest, dist_filename),
+            keep=lambda found: found is not None)
     if row is None:
         raise HTTPError(404, "File Not Found")
     if wants_metadata:
