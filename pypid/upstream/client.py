@@ -16,6 +16,7 @@ from typing import IO, Any
 import treq
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.error import ConnectError, DNSLookupError
+from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed
 
 from pypid import __version__
@@ -127,7 +128,10 @@ class UpstreamClient:
     async def _bounded(self, work: Any, where: str) -> Any:
         """work within the timeout, its failures as UpstreamErrors."""
         deferred = Deferred.fromCoroutine(work)
-        deferred.addTimeout(self._timeout, self._reactor)
+        # Cancelled by the timeout, the HTTP stack fails with its own errors (such as
+        # ResponseNeverReceived): whatever it raises then is a timeout.
+        deferred.addTimeout(self._timeout, self._reactor,
+                            onTimeoutCancel=lambda result, timeout: Failure(TimeoutError()))
         try:
             return await deferred
         except UpstreamError:

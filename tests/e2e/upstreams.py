@@ -119,7 +119,7 @@ class StaticUpstream:
         return self.stats().get(path, [0, 0])[1]
 
     def mode(self, name: str) -> None:
-        urllib.request.urlopen(urllib.request.Request(  # noqa: S310 - our own test server
+        urllib.request.urlopen(urllib.request.Request(
             f"{self.url}/_mode/{name}", method="POST", data=b""), timeout=10).close()
 
     def stop(self) -> None:
