@@ -35,6 +35,8 @@ def check_url(value: str, key: str = "--upstream") -> str:
         return OFF
     if any(ord(char) <= 32 or ord(char) == 127 for char in text):
         raise SettingError(f"{key}: the URL must not contain spaces or control characters")
+    if not text.isascii():
+        raise SettingError(f"{key}: the URL must be ASCII (percent-encode other characters)")
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -77,11 +79,15 @@ def _normalize_pattern(pattern: str) -> str:
     return re.sub(r"[-_.]+", "-", pattern).lower()
 
 
+_DAYS = re.compile(r"[0-9]{1,4}(\.[0-9]{1,6})?", re.ASCII)
+
+
 def check_min_age(value: Any, key: str = "--upstream-min-age") -> float:
-    try:
-        days = float(value)
-    except (TypeError, ValueError):
-        raise SettingError(f"{key}: expected a number of days, got {value!r}") from None
+    text = str(value).strip() if isinstance(value, str | int | float) and not isinstance(
+        value, bool) else ""
+    if not _DAYS.fullmatch(text):
+        raise SettingError(f"{key}: expected a number of days such as 3 or 0.5, got {value!r}")
+    days = float(text)
     if not 0 <= days <= MAX_MIN_AGE_DAYS:  # also refuses nan
         raise SettingError(f"{key}: expected 0 to {MAX_MIN_AGE_DAYS:.0f} days, got {value!r}")
     return days

@@ -118,3 +118,25 @@ def test_accel_redirect_prefix_is_a_location_path() -> None:
     for bad in ("_pypid_blobs/", "/blobs", "/a//b/", "/../x/", "/a b/", "/a?b/"):
         with pytest.raises(ConfigError, match="accel-redirect"):
             load_config(None, {"accel-redirect": bad})
+
+
+def test_upstream_settings() -> None:
+    """The instance's upstream: URL (off: none), allow-list (repeatable), cooldown, TTL,
+    timeout, size limit, retention; each bad value refused naming its option."""
+    config = parse("--upstream", "https://pypi.org/simple/", "--upstream-allow", "Req*",
+                   "--upstream-allow", "numpy", "--upstream-min-age", "3",
+                   "--upstream-ttl", "0", "--upstream-timeout", "5",
+                   "--upstream-max-file-size", "1000", "--upstream-retention-days", "0")
+    assert (config.upstream, config.upstream_allow, config.upstream_min_age,
+            config.upstream_ttl, config.upstream_timeout, config.upstream_max_file_size,
+            config.upstream_retention_days) == (
+        "https://pypi.org/simple", ("req*", "numpy"), 3.0, 0, 5.0, 1000, 0.0)
+    assert parse("--upstream", "off").upstream is None
+    assert Config().upstream is None
+    for option, value in (("--upstream", "file:///etc"), ("--upstream", "https://h/?q"),
+                          ("--upstream-allow", "a b"), ("--upstream-min-age", "-2"),
+                          ("--upstream-ttl", "x"), ("--upstream-timeout", "0"),
+                          ("--upstream-max-file-size", "big"),
+                          ("--upstream-retention-days", "-1")):
+        with pytest.raises(usage.UsageError, match=option.lstrip("-")):
+            parse(option, value)
