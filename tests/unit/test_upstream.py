@@ -12,8 +12,8 @@ import pytest
 from twisted.internet.defer import Deferred
 
 from pypid.blobs.guard import BlobGuard
-from pypid.store.db import open_registry
 from pypid.domain.names import parse_distribution_filename
+from pypid.store.db import open_registry
 from pypid.store.registry import FileRecord, Invalid, Registry
 from pypid.upstream.flight import SingleFlight
 from pypid.upstream.parse import PageGarbage, UpstreamFile, parse_page
