@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import treq
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
@@ -27,7 +27,7 @@ ACCEPT = ("application/vnd.pypi.simple.v1+json, "
           "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1")
 USER_AGENT = f"pypid/{__version__}"
 MAX_PAGE_SIZE = 64 * 1024 * 1024
-WRITE_BATCH = 1024 * 1024  # bytes gathered on the reactor before a worker writes them
+WRITE_BATCH = 256 * 1024  # bytes gathered on the reactor before a worker writes them
 
 
 class UpstreamError(Exception):
@@ -92,16 +92,24 @@ class UpstreamClient:
         reply: PageReply = await self._bounded(fetch(), where)
         return reply
 
-    async def download(self, url: str, blobs: IBlobStore, max_size: int) -> Fetched:
+    async def download(self, url: str, blobs: IBlobStore, max_size: int,
+                       progress: Progress | None = None,
+                       expected_size: int | None = None) -> Fetched:
         """The file at url, in a new temp file of blobs (synced), with its sha256; at most
-        max_size bytes, else UpstreamError. The caller commits or discards the temp file."""
+        max_size bytes (and expected_size, if given), else UpstreamError. progress hears
+        of the answer's start and of every batch written. The caller commits or discards
+        the temp file. The timeout bounds the wait for the answer, then every pause in
+        its body (a large file may take long, a stalled one may not)."""
         where = public_url(url)
-        sink = _Sink(blobs, self._run_worker)
+        sink = _Sink(blobs, self._run_worker, progress)
         await sink.open()
 
-        async def fetch() -> Fetched:
-            response = await self._http.request(
+        async def answer() -> Any:
+            return await self._http.request(
                 "GET", url, headers={"User-Agent": USER_AGENT}, unbuffered=True)
+
+        try:
+            response = await self._bounded(answer(), where)
             if response.code != 200:
                 await _drain(response)
                 raise UpstreamError(502, f"Bad Gateway - the upstream answered "
@@ -111,19 +119,48 @@ class UpstreamClient:
                 await _drain(response)
                 raise UpstreamError(502, f"Bad Gateway - the upstream file is {length} "
                                          f"bytes, more than the {max_size} allowed")
-            try:
-                await treq.collect(response, lambda data: sink.take(data, max_size))
-            except TooLarge:
-                raise UpstreamError(502, "Bad Gateway - the upstream file is larger than "
-                                         f"the {max_size} bytes allowed") from None
-            return await sink.finish()
-
-        try:
-            fetched: Fetched = await self._bounded(fetch(), where)
+            if None not in (length, expected_size) and length != expected_size:
+                await _drain(response)
+                raise UpstreamError(502, f"Bad Gateway - the upstream file is {length} "
+                                         f"bytes, not the {expected_size} its page gives")
+            if progress is not None:
+                progress.started(length if length is not None else expected_size,
+                                 sink.path)
+            await self._body(response, sink, max_size, where)
+            fetched = await sink.finish()
             return fetched
         except BaseException:
             await sink.abandon()
             raise
+
+    async def _body(self, response: Any, sink: _Sink, max_size: int, where: str) -> None:
+        idle: Any = None
+        collecting: Deferred[None] | None = None
+
+        def take(data: bytes) -> None:
+            idle.reset(self._timeout)
+            sink.take(data, max_size)
+
+        def stalled() -> None:
+            if collecting is not None:
+                collecting.cancel()
+
+        idle = self._reactor.callLater(self._timeout, stalled)
+        collecting = treq.collect(response, take)
+        try:
+            await collecting
+        except TooLarge:
+            raise UpstreamError(502, "Bad Gateway - the upstream file is larger than "
+                                     f"the {max_size} bytes allowed") from None
+        except CancelledError:
+            raise UpstreamError(504, f"Gateway Timeout - the upstream {where} stopped "
+                                     f"sending for {self._timeout:g} s") from None
+        except ResponseFailed:
+            raise UpstreamError(502, f"Bad Gateway - the upstream {where} broke off its "
+                                     "answer") from None
+        finally:
+            if idle.active():
+                idle.cancel()
 
     async def _bounded(self, work: Any, where: str) -> Any:
         """work within the timeout, its failures as UpstreamErrors."""
@@ -180,13 +217,27 @@ async def _drain(response: Any) -> None:
         pass
 
 
+class Progress(Protocol):
+    """Who follows a download as it arrives (pypid.upstream.proxy.FileFetch)."""
+
+    def started(self, length: int | None, temp_path: str) -> None:
+        """The upstream answers 200 with length bytes (None: unknown) into temp_path."""
+
+    def wrote(self, total: int) -> None:
+        """The first total bytes are in the temp file, readable by others."""
+
+
 class _Sink:
     """A temp file receiving a download: chunks are gathered on the reactor and written
     and hashed in worker threads, one batch after the other (in order)."""
 
-    def __init__(self, blobs: IBlobStore, run_worker: Callable[..., Deferred[Any]]) -> None:
+    def __init__(self, blobs: IBlobStore, run_worker: Callable[..., Deferred[Any]],
+                 progress: Progress | None = None) -> None:
         self._blobs = blobs
         self._run_worker = run_worker
+        self._progress = progress
+        self._written = 0
+        self.path = ""
         self._stream: IO[bytes] | None = None
         self._digest = hashlib.sha256()
         self._batch: list[bytes] = []
@@ -196,6 +247,7 @@ class _Sink:
 
     async def open(self) -> None:
         self._stream = await self._run_worker(self._blobs.new_temp)
+        self.path = str(self._stream.name)
 
     def take(self, data: bytes, max_size: int) -> None:
         self._size += len(data)
@@ -216,6 +268,9 @@ class _Sink:
             if previous is not None:
                 await previous
             await self._run_worker(self._write, batch)
+            self._written += sum(len(data) for data in batch)
+            if self._progress is not None:
+                self._progress.wrote(self._written)
 
         self._writing = Deferred.fromCoroutine(write())
 
@@ -224,6 +279,7 @@ class _Sink:
         for data in batch:
             self._digest.update(data)
             self._stream.write(data)
+        self._stream.flush()  # readable through the file system by a streaming reader
 
     async def finish(self) -> Fetched:
         self._flush()

@@ -15,6 +15,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from pypid.blobs.guard import BlobGuard
 from pypid.caches import BoundedCache
@@ -52,6 +53,69 @@ class PageView:
     source: str = ""  # the upstream page's URL, without credentials
 
 
+class FileFetch:
+    """One upstream file on its way into the store, followed by every request for it:
+    how much of it the temp file holds, and how it ended (its row, or a Failure)."""
+
+    def __init__(self, entry: UpstreamFile) -> None:
+        self.entry = entry
+        self.temp_path: str | None = None
+        self.length: int | None = None  # the upstream's Content-Length, or the page's size
+        self.written = 0
+        self.finished = False
+        self.result: Any = None
+        self._watchers: list[Callable[[], None]] = []
+
+    # Progress, from the download (pypid.upstream.client.Progress).
+    def started(self, length: int | None, temp_path: str) -> None:
+        self.length, self.temp_path = length, temp_path
+        self._notify()
+
+    def wrote(self, total: int) -> None:
+        self.written = total
+        self._notify()
+
+    def finish(self, result: Any) -> None:
+        self.finished, self.result = True, result
+        self._notify()
+
+    @property
+    def failed(self) -> bool:
+        return self.finished and isinstance(self.result, Failure)
+
+    def watch(self, watcher: Callable[[], None]) -> None:
+        self._watchers.append(watcher)
+
+    def unwatch(self, watcher: Callable[[], None]) -> None:
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
+
+    def _notify(self) -> None:
+        for watcher in list(self._watchers):
+            watcher()
+
+    def until(self, condition: Callable[[], bool]) -> Deferred[None]:
+        """Fires once condition() holds (checked now and at every change)."""
+        done: Deferred[None] = Deferred()
+
+        def check() -> None:
+            if not done.called and condition():
+                self.unwatch(check)
+                done.callback(None)
+
+        self.watch(check)
+        check()
+        return done
+
+    async def outcome(self) -> Row:
+        """The file's row once it is in the store; raises what made the fetch fail."""
+        await self.until(lambda: self.finished)
+        if isinstance(self.result, Failure):
+            self.result.raiseException()
+        row: Row = self.result
+        return row
+
+
 @dataclass
 class Upstream:
     client: UpstreamClient
@@ -64,6 +128,7 @@ class Upstream:
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     pages: BoundedCache[str, CachedPage] = field(default_factory=lambda: BoundedCache(20_000))
     flights: SingleFlight = field(default_factory=SingleFlight)
+    in_flight: dict[tuple[str, str], FileFetch] = field(default_factory=dict)
     fetches: dict[str, int] = field(default_factory=lambda: {"page": 0, "file": 0,
                                                               "metadata": 0, "failed": 0})
 
@@ -141,21 +206,35 @@ class Upstream:
 
     # -- files -----------------------------------------------------------------------------
 
-    async def file(self, entry: UpstreamFile, name: str) -> Row:
-        """The file's row in upstream_files, its blob in the store: fetched and checked
-        first if it is not there yet (one fetch, however many ask at once)."""
+    async def fetching(self, entry: UpstreamFile, name: str) -> Row | FileFetch:
+        """The file's row in upstream_files if its blob is in the store; else the fetch
+        that brings it (one, however many ask at once), to follow or to wait for."""
         row: Row | None = await self.run_db(Registry.upstream_file, entry.sha256,
                                             entry.filename)
         if row is not None and await self.run_worker(_present, self.blobs, entry.sha256):
             await self.run_db(Registry.touch_upstream_file, row["id"])
             return row
-        fetched: Row = await self.flights.run(
-            ("file", entry.sha256, entry.filename), lambda: self._fetch(entry, name))
-        return fetched
+        key = (entry.sha256, entry.filename)
+        fetch = self.in_flight.get(key)
+        if fetch is None:
+            fetch = self.in_flight[key] = FileFetch(entry)
+            self.fetches["file"] += 1
 
-    async def _fetch(self, entry: UpstreamFile, name: str) -> Row:
-        self.fetches["file"] += 1
-        fetched = await self.client.download(entry.url, self.blobs, self.max_file_size)
+            def settle(result: Any) -> None:
+                self.in_flight.pop(key, None)
+                fetch.finish(result)
+
+            Deferred.fromCoroutine(self._fetch(entry, name, fetch)).addBoth(settle)
+        return fetch
+
+    async def file(self, entry: UpstreamFile, name: str) -> Row:
+        """The file's row, once its blob is in the store (fetched and checked if need be)."""
+        found = await self.fetching(entry, name)
+        return found if isinstance(found, dict) else await found.outcome()
+
+    async def _fetch(self, entry: UpstreamFile, name: str, fetch: FileFetch) -> Row:
+        fetched = await self.client.download(entry.url, self.blobs, self.max_file_size,
+                                             fetch, entry.size)
         where = public_url(entry.url)
         problem = None
         if fetched.sha256 != entry.sha256:

@@ -140,6 +140,80 @@ class BlobProducer:
 SENDFILE_MAX = 4 * 1024 * 1024
 
 
+@implementer(IPushProducer)
+class FollowingProducer:
+    """Sends a file that is still arriving (an upstream fetch, pypid.upstream.proxy.
+    FileFetch), as far as it is written; its last byte only once the whole file has passed
+    its checks. A fetch that fails them is cut off instead, so that no client ever receives
+    all of a file that did not match its sha256 (and the hash check of pip or uv fails
+    on what it did receive)."""
+
+    def __init__(self, request: IRequest, fetch: Any, stream: IO[bytes], length: int) -> None:
+        self._request = request
+        self._fetch = fetch
+        self._stream = stream
+        self._length = length
+        self._offset = 0
+        self._paused = False
+        self._done = False
+
+    def start(self) -> None:
+        self._request.registerProducer(self, True)  # type: ignore[attr-defined]
+        self._fetch.watch(self._pump)
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._done:
+            return
+        fetch = self._fetch
+        if fetch.failed:
+            self._cut()
+            return
+        limit = self._length if fetch.finished else min(fetch.written, self._length - 1)
+        while not self._paused and not self._done and self._offset < limit:
+            data = os.pread(self._stream.fileno(), min(CHUNK, limit - self._offset),
+                            self._offset)
+            if not data:
+                break
+            self._offset += len(data)
+            self._request.write(data)
+        if not self._done and fetch.finished and self._offset >= self._length:
+            self._close()
+            self._request.unregisterProducer()  # type: ignore[attr-defined]
+            self._request.finish()
+
+    def _cut(self) -> None:
+        log.info("cut off a download whose upstream fetch failed its checks")
+        self._close()
+        transport = getattr(self._request.channel, "transport", None)  # type: ignore[attr-defined]
+        if transport is not None:
+            transport.abortConnection()
+
+    def _close(self) -> None:
+        self._done = True
+        self._fetch.unwatch(self._pump)
+        self._stream.close()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        if not self._done:
+            self._close()
+
+
+def follow(request: IRequest, fetch: Any, stream: IO[bytes], filename: str,
+           etag: bytes, length: int) -> Resource:
+    """Answer a plain GET with a file still arriving (see FollowingProducer)."""
+    span = _prepare(request, length, filename, etag)
+    assert span == (0, length), "ranges, HEAD and revalidations wait for the whole file"
+    return Stream(FollowingProducer(request, fetch, stream, length))
+
+
 def content_type_for(filename: str) -> bytes:
     if filename.endswith(".metadata"):
         return b"text/plain; charset=utf-8"
@@ -151,7 +225,7 @@ class Stream(Resource):
 
     isLeaf = True
 
-    def __init__(self, producer: BlobProducer) -> None:
+    def __init__(self, producer: BlobProducer | FollowingProducer) -> None:
         super().__init__()
         self._producer = producer
 

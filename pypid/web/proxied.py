@@ -15,19 +15,29 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
 
 from pypid.caches import Table
 from pypid.domain.names import BadName, parse_distribution_filename
 from pypid.store.registry import Registry, Row
 from pypid.upstream.client import UpstreamError
 from pypid.upstream.parse import UpstreamFile
-from pypid.upstream.proxy import find
+from pypid.upstream.proxy import FileFetch, find
 from pypid.upstream.settings import Layer, UpstreamSettings, resolve
-from pypid.web import simple
+from pypid.web import files, simple
 from pypid.web.errors import HTTPError
 from pypid.web.services import Services
 
 STALE_WARNING = b'111 pypid "Revalidation Failed"'
+# A first fetch smaller than this is checked whole before its first byte is served (a
+# mismatch is a 502); a larger one is streamed as it arrives, its last byte held back
+# until the check (a mismatch cuts the connection).
+STREAM_AFTER = 1024 * 1024
+
+
+def _plain_get(request: IRequest) -> bool:
+    return (request.method == b"GET" and request.getHeader(b"range") is None
+            and request.getHeader(b"if-none-match") is None)
 
 
 @dataclass(frozen=True)
@@ -103,15 +113,31 @@ class Proxied:
         found = await self._entries_of(name)
         return None if found is None else find(found[1], sha256, filename)
 
-    async def file_row(self, sha256: str, filename: str) -> Row | None:
-        """A file the index's upstream page lists: fetched into the blob store (checked
-        against the page's sha256) unless it is there; its row, as a local file's."""
-        upstream = self._services.upstream
+    async def file_answer(self, request: IRequest, sha256: str,
+                          filename: str) -> Row | Resource | None:
+        """A file the index's upstream page lists: its row if the store has it; else it
+        is fetched (checked against the page's sha256) and its row returned, or, for a
+        large file still arriving, an answer that streams it as it comes."""
+        services = self._services
+        upstream = services.upstream
         entry = await self._entry(sha256, filename)
         if entry is None or upstream is None:
             return None
         try:
-            row = await upstream.file(entry, parse_distribution_filename(filename).name)
+            found = await upstream.fetching(entry, parse_distribution_filename(filename).name)
+            if isinstance(found, dict):
+                return _row(entry, found["size"])
+            fetch: FileFetch = found
+            await fetch.until(lambda: fetch.finished or fetch.written >= STREAM_AFTER)
+            if not fetch.finished and fetch.length is not None and _plain_get(request):
+                try:
+                    stream = await services.run_worker(open, fetch.temp_path, "rb")
+                except FileNotFoundError:
+                    pass  # committed meanwhile: served from the store below
+                else:
+                    return files.follow(request, fetch, stream, filename,
+                                        b'"' + sha256.encode("ascii") + b'"', fetch.length)
+            row = await fetch.outcome()
         except UpstreamError as error:
             raise HTTPError(error.code, error.reason) from None
         return _row(entry, row["size"])

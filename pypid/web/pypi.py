@@ -271,9 +271,12 @@ async def cached_file(
         # pip reads it to decide whether it wants the file at all: fetched on its own.
         row = await upstream.metadata_row(digest, dist_filename)
     elif row is None and upstream is not None:
-        row = await services.caches.fill(
-            table, key, lambda: upstream.file_row(digest, dist_filename),
-            keep=lambda found: found is not None)
+        found = await services.caches.fill(
+            table, key, lambda: upstream.file_answer(request, digest, dist_filename),
+            keep=lambda found: isinstance(found, dict))
+        if isinstance(found, Resource):
+            return found  # a large first fetch, streamed as it arrives
+        row = found
     if row is None:
         raise HTTPError(404, "File Not Found")
     if wants_metadata:

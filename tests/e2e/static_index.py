@@ -5,7 +5,8 @@ in / serves its index.json (as PEP 691 JSON) if there is one, else its index.htm
 carry an ETag, and If-None-Match gets 304. The tests steer it over HTTP:
   GET  /_stats            {path: [requests, not-modified answers]}
   POST /_mode/NAME        normal | fail (500s) | garbage (200 junk) | hold (answers wait)
-  POST /_release          answer every held request
+                          | trickle (files: the first half now, the rest when released)
+  POST /_release          answer every held request (and the rest of trickled files)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class StaticIndex(Resource):
         self.stats: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.mode = "normal"
         self.held: list[tuple[Any, Path]] = []
+        self.trickled: list[tuple[Any, bytes]] = []
 
     def render_POST(self, request: Any) -> bytes:
         path = request.path.decode()
@@ -53,6 +55,11 @@ class StaticIndex(Resource):
         for request, target in held:
             if not request._disconnected:
                 request.write(self._answer(request, target))
+                request.finish()
+        trickled, self.trickled = self.trickled, []
+        for request, rest in trickled:
+            if not request._disconnected:
+                request.write(rest)
                 request.finish()
 
     def render_GET(self, request: Any) -> bytes | int:
@@ -75,7 +82,14 @@ class StaticIndex(Resource):
             self.held.append((request, target))
             request.notifyFinish().addErrback(lambda _: None)
             return NOT_DONE_YET
-        return self._answer(request, target)
+        body = self._answer(request, target)
+        if self.mode == "trickle" and not path.endswith("/") and len(body) > 1:
+            request.setHeader(b"Content-Length", b"%d" % len(body))
+            request.write(body[:len(body) // 2])
+            self.trickled.append((request, body[len(body) // 2:]))
+            request.notifyFinish().addErrback(lambda _: None)
+            return NOT_DONE_YET
+        return body
 
     def _answer(self, request: Any, target: Path) -> bytes:
         path = request.path.decode()

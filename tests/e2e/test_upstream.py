@@ -4,6 +4,7 @@ revalidation, upstream trouble, hash and size checks, single flight, pip and uv.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import sys
@@ -19,7 +20,7 @@ import pytest
 
 from tests.dists import wheel_bytes, wheel_filename
 from tests.e2e.daemon import BIN, Daemon, run
-from tests.e2e.upstreams import StaticUpstream, wheel
+from tests.e2e.upstreams import StaticUpstream, UpstreamFile, wheel
 
 JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -418,3 +419,56 @@ def test_bad_settings_are_refused(proxy: Daemon) -> None:
         assert result.stderr.count("\n") == 1 and option in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
 
+
+
+def _open_download(daemon: Daemon, path: str) -> tuple[http.client.HTTPConnection,
+                                                        http.client.HTTPResponse]:
+    host, port = daemon.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.request("GET", path)
+    return connection, connection.getresponse()
+
+
+def test_a_large_first_fetch_is_streamed_as_it_arrives(
+        proxy: Daemon, upstream: StaticUpstream) -> None:
+    """A 3 MB file: its first megabyte reaches the client while the upstream still holds
+    back half of it; the rest follows once the upstream sends it, and the file is then in
+    the store. A large file whose bytes do not match the page's sha256 is cut off before
+    its end: the client never receives all of it, and nothing is kept."""
+    good = UpstreamFile(wheel_filename("huge", "1.0"),
+                        wheel_bytes("huge", "1.0", padding=3 * 1024 * 1024))
+    bad = UpstreamFile(wheel_filename("huge", "0.9"),
+                       wheel_bytes("huge", "0.9", padding=3 * 1024 * 1024), sha256="0" * 64)
+    upstream.publish("huge", [good, bad], style="json")
+    app = project(proxy)
+    _, document = page(proxy, simple(app, "huge"))
+    upstream.mode("trickle")
+    connection, response = _open_download(proxy, file_url(simple(app, "huge"), document,
+                                                          good.filename))
+    try:
+        assert response.status == 200
+        assert int(response.headers["Content-Length"]) == len(good.content)
+        first = response.read(1024 * 1024)  # arrives while the upstream holds its second half
+        assert first == good.content[:len(first)] and len(first) == 1024 * 1024
+        upstream.mode("normal")  # the upstream sends the rest
+        assert first + response.read() == good.content
+    finally:
+        connection.close()
+    status, _, body = fetch(proxy, file_url(simple(app, "huge"), document, good.filename))
+    assert status == 200 and body == good.content
+    assert upstream.requests(f"/files/{good.filename}") == 1
+    upstream.mode("trickle")
+    connection, response = _open_download(proxy, file_url(simple(app, "huge"), document,
+                                                          bad.filename))
+    try:
+        assert response.status == 200
+        received = len(response.read(1024 * 1024))
+        upstream.mode("normal")
+        with pytest.raises((http.client.IncompleteRead, ConnectionResetError)):
+            while chunk := response.read(65536):
+                received += len(chunk)
+        assert received < len(bad.content)
+    finally:
+        connection.close()
+    report = proxy.cli("fsck").stdout
+    assert "1 cached upstream files" in report and report.rstrip().endswith("OK")
