@@ -198,6 +198,9 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     publisher = Publisher(blobs, queue, database.run, caches)
     limiter = FailedAuthLimiter(reactor, config.auth_failure_limit, config.auth_failure_window,
                                 config.auth_ban_time, config.auth_allowlist)
+    upstream = Upstream(
+        UpstreamClient(_http_client(reactor), reactor, run_worker, config.upstream_timeout),
+        database.run, run_worker, blobs, publisher.guard, config.upstream_max_file_size)
     metrics = None if stats is None else Metrics(
         stats, config.metrics_allow,
         gauges={
@@ -215,10 +218,15 @@ def build_service(config: Config, reactor: Any) -> PypidService:
                                         lambda: float(queue.refused)),
             "pypid_bans": ("Addresses banned for failed sign-ins",
                            lambda: float(limiter.bans_total)),
+            "pypid_upstream_page_fetches": ("Page requests made to upstreams",
+                                            lambda: float(upstream.fetches["page"])),
+            "pypid_upstream_file_fetches": ("Files fetched from upstreams",
+                                            lambda: float(upstream.fetches["file"])),
+            "pypid_upstream_metadata_fetches": ("Metadata files fetched from upstreams",
+                                                lambda: float(upstream.fetches["metadata"])),
+            "pypid_upstream_failures": ("Upstream fetches that failed or did not match",
+                                        lambda: float(upstream.fetches["failed"])),
         })
-    upstream = Upstream(
-        UpstreamClient(_http_client(reactor), reactor, run_worker, config.upstream_timeout),
-        database.run, run_worker, blobs, publisher.guard, config.upstream_max_file_size)
     app = RegistryApp(
         run_db=database.run,
         authenticator=RegistryAuthenticator(database.run, caches),

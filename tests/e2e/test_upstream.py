@@ -123,6 +123,12 @@ def test_a_name_with_no_local_files_comes_from_upstream(
     assert upstream.requests("/files/requests-2.0-py3-none-any.whl.metadata") == 1
     root_code, root = page(proxy, simple(app))
     assert root_code == 200 and root["projects"] == []
+    # The group index takes it from the same upstream (the instance's default).
+    code, document = page(proxy, "/api/v4/groups/acme/-/packages/pypi/simple/requests/",
+                          proxy.token)
+    assert code == 200 and document["tracks"] == [f"{upstream.simple}/requests/"]
+    _, metrics = proxy.get("/-/metrics")
+    assert b"pypid_upstream_file_fetches_total 1.0" in metrics
     # The HTML page says it too.
     code, html = proxy.get(simple(app, "requests"))
     assert code == 200 and b'<meta name="pypi:tracks"' in html
@@ -220,13 +226,14 @@ def test_pages_are_kept_for_their_ttl_then_revalidated(
     assert document["versions"] == ["1.0", "1.1"]
 
 
-def test_upstream_trouble(proxy: Daemon, upstream: StaticUpstream) -> None:
+def test_upstream_trouble(proxy: Daemon, upstream: StaticUpstream, tmp_path: Path) -> None:
     """An upstream failing: a kept page is served stale (with a Warning) and its file too;
     a name never fetched gets 502 with a reason; garbage is a 502 too; local names are
     unaffected."""
     upstream.publish("requests", [wheel("requests", "1.0")])
     upstream.publish("never", [wheel("never", "1.0")])
     app = project(proxy)
+    upload_local(proxy, app, "ours", "1.0", tmp_path)
     proxy.cli("project", "settings", app, "--upstream-ttl", "0")
     _, document = page(proxy, simple(app, "requests"))
     until(lambda: page(proxy, simple(app, "requests"))[0] == 200
@@ -246,6 +253,8 @@ def test_upstream_trouble(proxy: Daemon, upstream: StaticUpstream) -> None:
     status, _, body = fetch(proxy, simple(app, "never"))
     assert status == 502 and b"cannot reach the upstream" in body
     assert fetch(proxy, simple(app, "requests"))[0] == 200
+    code, document = page(proxy, simple(app, "ours"))
+    assert code == 200 and document["versions"] == ["1.0"]
 
 
 def test_a_slow_upstream_is_a_504(tmp_path: Path, upstream: StaticUpstream) -> None:
