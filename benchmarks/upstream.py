@@ -7,7 +7,8 @@ is a second pypid (the origin, CPU 1).
 Cases:
 - a cached upstream page against a local page of as many files (wrk, warm caches);
 - a cached upstream file against a local file of the same size (wrk);
-- the first, uncached fetch of a page and of a file through the proxy, against the same
+- the first, uncached fetch of a page and of a file (64 KiB: checked whole before it is
+  served; 4 MiB: streamed as it arrives) through the proxy, against the same
   request made straight to the origin (the upstream's own latency), each origin answer
   warmed first: the difference is what the proxy adds.
 """
@@ -33,6 +34,7 @@ from tests.dists import wheel_bytes, wheel_filename
 
 VERSIONS = int(os.environ.get("UPSTREAM_VERSIONS", "20"))
 ROUNDS = int(os.environ.get("UPSTREAM_ROUNDS", "3"))
+BIG_FETCHES = int(os.environ.get("UPSTREAM_BIG_FETCHES", "10"))
 FIRST_FETCHES = int(os.environ.get("UPSTREAM_FIRST_FETCHES", "30"))
 
 
@@ -73,9 +75,11 @@ def main() -> int:
     try:
         mirror = cli(origin_work, "project", "create", "pypi/mirror", "--visibility", "public")
         names = ["remote-pkg"] + [f"first-{n:03d}" for n in range(FIRST_FETCHES)]
-        for name in names:
+        big_names = [f"big-{n:03d}" for n in range(BIG_FETCHES)]
+        for name in names + big_names:
+            padding = 4 * 1024 * 1024 if name.startswith("big-") else 64 * 1024
             for version in range(VERSIONS if name == "remote-pkg" else 1):
-                content = wheel_bytes(name, f"{version}.0", padding=64 * 1024)
+                content = wheel_bytes(name, f"{version}.0", padding=padding)
                 assert post(origin_port, mirror, origin_token,
                             wheel_filename(name, f"{version}.0"), content, f"{version}.0",
                             name) == 201
@@ -126,6 +130,15 @@ def main() -> int:
                                                              strict=True))
             print(f"| {label} | {upstream_rate:,.0f} | {local_rate:,.0f} | {ratio:.2f} |")
         added_page, added_file, straight_page, straight_file = [], [], [], []
+        added_big, straight_big = [], []
+        for name in big_names:
+            filename = wheel_filename(name, "0.0")
+            origin_file = file_url(f"{origin_simple}/{name}/", filename)
+            timed_get(origin_file)
+            direct, _ = timed_get(origin_file)
+            through, _ = timed_get(file_url(f"{base}/simple/{name}/", filename))
+            added_big.append(through - direct)
+            straight_big.append(direct)
         for name in names[1:]:
             origin_page = f"{origin_simple}/{name}/"
             timed_get(origin_page)
@@ -145,7 +158,8 @@ def main() -> int:
               "added by the proxy (median) | added (p90) |")
         print("|---|---|---|---|")
         for label, straight, added in (("package page", straight_page, added_page),
-                                       ("file, 64 KiB", straight_file, added_file)):
+                                       ("file, 64 KiB", straight_file, added_file),
+                                       ("file, 4 MiB (streamed)", straight_big, added_big)):
             p90 = sorted(added)[int(len(added) * 0.9) - 1]
             print(f"| {label} | {statistics.median(straight) * 1000:.1f} ms | "
                   f"{statistics.median(added) * 1000:.1f} ms | {p90 * 1000:.1f} ms |")

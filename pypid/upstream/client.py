@@ -51,7 +51,8 @@ class PageReply:
 
 @dataclass(frozen=True)
 class Fetched:
-    """A file fetched into a synced temp file of the blob store."""
+    """A file fetched into a temp file of the blob store (not synced yet: the caller
+    checks it first, and syncs what it keeps)."""
 
     temp_path: str
     sha256: str
@@ -95,7 +96,7 @@ class UpstreamClient:
     async def download(self, url: str, blobs: IBlobStore, max_size: int,
                        progress: Progress | None = None,
                        expected_size: int | None = None) -> Fetched:
-        """The file at url, in a new temp file of blobs (synced), with its sha256; at most
+        """The file at url, in a new temp file of blobs, with its sha256; at most
         max_size bytes (and expected_size, if given), else UpstreamError. progress hears
         of the answer's start and of every batch written. The caller commits or discards
         the temp file. The timeout bounds the wait for the answer, then every pause in
@@ -288,7 +289,6 @@ class _Sink:
         assert self._stream is not None
         stream, self._stream = self._stream, None
         await self._run_worker(stream.close)
-        await self._run_worker(self._blobs.sync_temp, stream.name)
         return Fetched(str(stream.name), self._digest.hexdigest(), self._size)
 
     async def abandon(self) -> None:

@@ -62,7 +62,8 @@ class FileFetch:
         self.temp_path: str | None = None
         self.length: int | None = None  # the upstream's Content-Length, or the page's size
         self.written = 0
-        self.finished = False
+        self.checked = False  # the whole file is in the temp file and passed its checks
+        self.finished = False  # in the store with its row (result), or failed (a Failure)
         self.result: Any = None
         self._watchers: list[Callable[[], None]] = []
 
@@ -73,6 +74,11 @@ class FileFetch:
 
     def wrote(self, total: int) -> None:
         self.written = total
+        self._notify()
+
+    def passed(self) -> None:
+        """Every byte is in the temp file and matches the page's sha256 and size."""
+        self.checked = True
         self._notify()
 
     def finish(self, result: Any) -> None:
@@ -248,9 +254,12 @@ class Upstream:
             log.warn("upstream: {reason}", reason=problem)
             await self.run_worker(self.blobs.discard, fetched.temp_path)
             raise UpstreamError(502, problem)
-        # As an upload: the blob durable under its key first, then the row.
+        # Checked: those following the fetch may have every byte now, while it is made
+        # durable as an upload is (the blob under its key first, then the row).
+        fetch.passed()
         self.guard.hold([entry.sha256])
         try:
+            await self.run_worker(self.blobs.sync_temp, fetched.temp_path)
             await self.run_worker(self.blobs.commit, fetched.temp_path, entry.sha256)
             row: Row = await self.run_db(Registry.record_upstream_file, entry.sha256,
                                          entry.filename, name, fetched.size, where)

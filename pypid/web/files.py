@@ -166,10 +166,11 @@ class FollowingProducer:
         if self._done:
             return
         fetch = self._fetch
-        if fetch.failed:
+        if fetch.failed and not fetch.checked:
             self._cut()
             return
-        limit = self._length if fetch.finished else min(fetch.written, self._length - 1)
+        whole = fetch.checked or fetch.finished
+        limit = self._length if whole else min(fetch.written, self._length - 1)
         while not self._paused and not self._done and self._offset < limit:
             data = os.pread(self._stream.fileno(), min(CHUNK, limit - self._offset),
                             self._offset)
@@ -177,7 +178,7 @@ class FollowingProducer:
                 break
             self._offset += len(data)
             self._request.write(data)
-        if not self._done and fetch.finished and self._offset >= self._length:
+        if not self._done and whole and self._offset >= self._length:
             self._close()
             self._request.unregisterProducer()  # type: ignore[attr-defined]
             self._request.finish()

@@ -31,7 +31,8 @@ from pypid.web.services import Services
 STALE_WARNING = b'111 pypid "Revalidation Failed"'
 # A first fetch smaller than this is checked whole before its first byte is served (a
 # mismatch is a 502); a larger one is streamed as it arrives, its last byte held back
-# until the check (a mismatch cuts the connection).
+# until the check (a mismatch cuts the connection). Either is served from its temp file
+# once checked, while it is being made durable.
 STREAM_AFTER = 1024 * 1024
 
 
@@ -128,7 +129,8 @@ class Proxied:
             if isinstance(found, dict):
                 return _row(entry, found["size"])
             fetch: FileFetch = found
-            await fetch.until(lambda: fetch.finished or fetch.written >= STREAM_AFTER)
+            await fetch.until(lambda: fetch.finished or fetch.checked
+                              or fetch.written >= STREAM_AFTER)
             if not fetch.finished and fetch.length is not None and _plain_get(request):
                 try:
                     stream = await services.run_worker(open, fetch.temp_path, "rb")
