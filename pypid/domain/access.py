@@ -129,6 +129,32 @@ def decide(principal: Principal | None, allowed: bool, readable: bool,
     return Refusal.not_found
 
 
+# The REST API's endpoints about accounts (users, tokens): GitLab's api scope does
+# anything, read_api reads; package-registry scopes and deploy tokens reach none of them.
+_ACCOUNT_SCOPES = {Action.read: frozenset({"api", "read_api"}),
+                   Action.write: frozenset({"api"}), Action.delete: frozenset({"api"})}
+
+
+def account_refusal(principal: Principal | None, action: Action,
+                    admin: bool) -> Refusal | None:
+    """None if principal may use an account endpoint (admin: one for administrators)."""
+    if principal is None or principal.is_deploy_token:
+        return Refusal.unauthorized
+    if not principal.scopes & _ACCOUNT_SCOPES[action]:
+        return Refusal.forbidden
+    if admin and not principal.is_admin:
+        return Refusal.forbidden
+    return None
+
+
+def why_account_forbidden(principal: Principal, action: Action) -> str:
+    needed = _ACCOUNT_SCOPES[action]
+    if not principal.scopes & needed:
+        return (f"insufficient_scope: the token's scopes ({', '.join(sorted(principal.scopes))})"
+                f" do not allow this; it needs {' or '.join(sorted(needed))}")
+    return "this needs an administrator"
+
+
 @dataclass(frozen=True)
 class GroupAccess:
     """What the rules need to know about a group and the principal's place in it."""

@@ -32,6 +32,7 @@ from pypid.domain.names import (
     validate_user_name,
     version_key,
 )
+from pypid.store.accounts import AccountQueries
 from pypid.store.base import (
     Conflict,
     Invalid,
@@ -78,7 +79,7 @@ def _usable(row: Row, secret: str, now: datetime) -> bool:
         row["token_digest"], secret)
 
 
-class Registry(NamespaceQueries, UpstreamQueries):
+class Registry(NamespaceQueries, UpstreamQueries, AccountQueries):
     def __init__(self, db: sqlite_utils.Database, now: Callable[[], datetime] = utc_now) -> None:
         self.db = db
         self._now = now
@@ -122,7 +123,8 @@ class Registry(NamespaceQueries, UpstreamQueries):
 
     # -- users ---------------------------------------------------------------------------
 
-    def create_user(self, username: str, admin: bool = False) -> Row:
+    def create_user(self, username: str, admin: bool = False, name: str | None = None,
+                    email: str | None = None) -> Row:
         try:
             validate_user_name(username)
         except BadName as error:
@@ -131,7 +133,7 @@ class Registry(NamespaceQueries, UpstreamQueries):
             with self.write():
                 self._insert("users",
                     {"username": username, "is_admin": int(admin),
-                     "created_at": timestamp(self._now())}
+                     "created_at": timestamp(self._now()), "name": name, "email": email}
                 )
         except sqlite3.IntegrityError:
             raise Conflict(f"user {username!r} already exists") from None
@@ -225,7 +227,8 @@ class Registry(NamespaceQueries, UpstreamQueries):
         else:
             row = self._one(
                 "SELECT t.scopes, t.expires_at, u.is_admin FROM personal_access_tokens t "
-                "JOIN users u ON u.id = t.user_id WHERE t.id = ? AND t.revoked = 0",
+                "JOIN users u ON u.id = t.user_id WHERE t.id = ? AND t.revoked = 0 "
+                "AND u.state = 'active'",
                 (principal.token_id,))
         if row is None or tokens.is_expired(row["expires_at"], now):
             return None
@@ -352,7 +355,8 @@ class Registry(NamespaceQueries, UpstreamQueries):
         row = self._one(
             "SELECT t.id, t.scopes, t.expires_at, t.last_used_at, u.id AS user_id, "
             "u.username, u.is_admin, t.token_digest FROM personal_access_tokens t "
-            "JOIN users u ON u.id = t.user_id WHERE t.token_digest = ? AND t.revoked = 0",
+            "JOIN users u ON u.id = t.user_id WHERE t.token_digest = ? AND t.revoked = 0 "
+            "AND u.state = 'active'",
             (token_digest,),
         )
         if row is not None:

@@ -84,7 +84,7 @@ class RegistryApp:
         if endpoint.action is not None:
             arguments = dict(arguments)
             try:
-                allowed = await self.gate.resolve(request, arguments.pop("ref"),
+                allowed = await self.gate.resolve(request, arguments.pop("ref", None),
                                                   endpoint.action, endpoint.target)
             except BaseException:
                 request.content.close()  # a refused upload's streamed body is dropped

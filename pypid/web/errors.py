@@ -18,7 +18,7 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
-from pypid.domain.access import Action, Principal, Refusal, why_forbidden
+from pypid.domain.access import Action, Principal, Refusal, why_account_forbidden, why_forbidden
 from pypid.queue import QueueFull
 
 UNAUTHORIZED_HEADERS = {b"WWW-Authenticate": b'Basic realm="pypid"'}
@@ -129,6 +129,15 @@ def for_refusal(refused: Refusal, principal: Principal | None, action: Action,
         assert principal is not None
         return HTTPError(403, f"Forbidden: {why_forbidden(principal, action)}")
     return HTTPError(404, missing)
+
+
+def for_account_refusal(refused: Refusal, principal: Principal | None,
+                        action: Action) -> HTTPError:
+    """Refusals of the account endpoints (users, tokens): 401 without a user's token."""
+    if refused is Refusal.unauthorized:
+        return unauthorized("Unauthorized: sign in with a personal access token")
+    assert principal is not None
+    return HTTPError(403, f"Forbidden: {why_account_forbidden(principal, action)}")
 
 
 _SIGN_IN = {

@@ -22,6 +22,7 @@ from pypid.domain.access import (
     GroupAccess,
     Principal,
     ProjectAccess,
+    account_refusal,
     decide,
     may,
     may_read_group,
@@ -30,7 +31,7 @@ from pypid.domain.access import (
 from pypid.interfaces import IAuthenticator
 from pypid.store.registry import NotFound, Registry, Row
 from pypid.web.credentials import Credentials, credentials_from
-from pypid.web.errors import HTTPError, for_refusal, unauthorized
+from pypid.web.errors import HTTPError, for_account_refusal, for_refusal, unauthorized
 from pypid.web.metrics import Stats
 from pypid.web.ratelimit import FailedAuthLimiter
 
@@ -48,6 +49,8 @@ class Allowed(NamedTuple):
 
 PROJECT = "project"
 GROUP = "group"
+USER = "user"  # any signed-in user (GitLab's /user, /users, /personal_access_tokens)
+ADMIN = "admin"  # administrators only
 
 
 def client_address(request: IRequest) -> str:
@@ -119,6 +122,11 @@ class Gate:
                       target: str = PROJECT) -> Allowed:
         """Who and what, or the refusal (HTTPError) every lane gives."""
         principal = await self.principal(request)
+        if target in (USER, ADMIN):
+            refused = account_refusal(principal, action, target == ADMIN)
+            if refused is not None:
+                raise for_account_refusal(refused, principal, action)
+            return Allowed(None, principal)
         if ref is None:
             return Allowed(None, principal)
         if target == GROUP:

@@ -5,9 +5,7 @@ Handlers run after the gate (the route table names the action each needs).
 
 from __future__ import annotations
 
-import math
 from typing import Any
-from urllib.parse import urlencode
 
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
@@ -18,11 +16,10 @@ from pypid.publish import remove_unreferenced
 from pypid.store.registry import Registry, Row
 from pypid.web.errors import HTTPError
 from pypid.web.gate import Allowed
+from pypid.web.rest import page_args, set_page_headers
 from pypid.web.services import Services, json_answer, json_body
 
 log = Logger()
-MAX_PER_PAGE = 100
-MAX_PAGE = 2**31
 
 
 def _package_json(row: Row) -> dict[str, Any]:
@@ -43,22 +40,6 @@ def _settings_json(project: Row) -> dict[str, Any]:
     return {"pypi_duplicates_allowed": project["duplicates"] == "allow"}
 
 
-def _page_args(request: IRequest) -> tuple[int, int]:
-    def number(name: bytes, default: int) -> int:
-        values = request.args.get(name)
-        if not values:
-            return default
-        try:
-            value = int(values[0][:20])
-        except ValueError:
-            raise HTTPError(400, f"Bad request - {name.decode()} is invalid") from None
-        if value < 1:
-            raise HTTPError(400, f"Bad request - {name.decode()} is invalid")
-        return value
-
-    return min(number(b"page", 1), MAX_PAGE), min(number(b"per_page", 20), MAX_PER_PAGE)
-
-
 def _project(allowed: Allowed) -> Row:
     assert allowed.project is not None
     return allowed.project
@@ -66,7 +47,7 @@ def _project(allowed: Allowed) -> Row:
 
 async def list_packages(services: Services, request: IRequest, allowed: Allowed) -> bytes:
     project = _project(allowed)
-    page, per_page = _page_args(request)
+    page, per_page = page_args(request)
     package_type = (request.args.get(b"package_type") or [b"pypi"])[0]
     name = (request.args.get(b"package_name") or [b""])[0].decode("utf-8", "replace")
     if package_type != b"pypi":
@@ -74,21 +55,7 @@ async def list_packages(services: Services, request: IRequest, allowed: Allowed)
     else:
         rows, total = await services.run_db(
             Registry.list_packages, project["id"], name or None, page, per_page)
-    pages = max(1, math.ceil(total / per_page))
-    headers = {b"X-Page": page, b"X-Per-Page": per_page, b"X-Total": total,
-               b"X-Total-Pages": pages, b"X-Next-Page": page + 1 if page < pages else "",
-               b"X-Prev-Page": page - 1 if page > 1 else ""}
-    for header, value in headers.items():
-        request.setHeader(header, str(value).encode())
-    links = []
-    base = request.path.decode("latin-1")
-    for rel, number in (("first", 1), ("last", pages),
-                        ("next", page + 1 if page < pages else None),
-                        ("prev", page - 1 if page > 1 else None)):
-        if number is not None:
-            query = urlencode({"page": number, "per_page": per_page})
-            links.append(f'<{base}?{query}>; rel="{rel}"')
-    request.setHeader(b"Link", ", ".join(links).encode("latin-1"))
+    set_page_headers(request, page, per_page, total)
     return json_answer(request, [_package_json(row) for row in rows])
 
 

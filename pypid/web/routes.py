@@ -18,14 +18,17 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
 from pypid.domain.access import Action
-from pypid.web import group_pypi, health, packages_api, pypi
+from pypid.web import group_pypi, health, packages_api, pypi, users_api
+from pypid.web.gate import ADMIN, USER
 from pypid.web.gate import GROUP as GROUP_TARGET
 from pypid.web.gate import PROJECT as PROJECT_TARGET
 
+API = "/api/v4"
 PROJECT = "/api/v4/projects/<path:ref>"
 PYPI = PROJECT + "/packages/pypi"
 GROUP_PYPI = "/api/v4/groups/<path:ref>/-/packages/pypi"
 READS = ("GET", "HEAD")
+GET, POST, PUT, DELETE = ("GET",), ("POST",), ("PUT",), ("DELETE",)
 
 Handler = Callable[..., Any]
 
@@ -88,6 +91,37 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              packages_api.get_settings),
     Endpoint("put_settings", ("PUT",), PROJECT + "/packages/settings", Action.delete,
              packages_api.put_settings),
+    # Accounts (GitLab's REST API; administrators change users).
+    Endpoint("current_user", GET, API + "/user", Action.read, users_api.current_user,
+             target=USER),
+    Endpoint("own_token", GET, API + "/personal_access_tokens/self", Action.read,
+             users_api.own_token, target=USER),
+    Endpoint("rotate_own_token", POST, API + "/personal_access_tokens/self/rotate",
+             Action.write, users_api.rotate_own_token, target=USER),
+    Endpoint("list_tokens", GET, API + "/personal_access_tokens", Action.read,
+             users_api.list_tokens, target=USER),
+    Endpoint("get_token", GET, API + "/personal_access_tokens/<int:token_id>", Action.read,
+             users_api.get_token, target=USER),
+    Endpoint("revoke_token", DELETE, API + "/personal_access_tokens/<int:token_id>",
+             Action.delete, users_api.revoke_token, target=USER),
+    Endpoint("rotate_token", POST, API + "/personal_access_tokens/<int:token_id>/rotate",
+             Action.write, users_api.rotate_token, target=USER),
+    Endpoint("list_users", GET, API + "/users", Action.read, users_api.list_users,
+             target=USER),
+    Endpoint("create_user", POST, API + "/users", Action.write, users_api.create_user,
+             target=ADMIN),
+    Endpoint("get_user", GET, API + "/users/<int:user_id>", Action.read, users_api.get_user,
+             target=USER),
+    Endpoint("update_user", PUT, API + "/users/<int:user_id>", Action.write,
+             users_api.update_user, target=ADMIN),
+    Endpoint("delete_user", DELETE, API + "/users/<int:user_id>", Action.delete,
+             users_api.delete_user, target=ADMIN),
+    Endpoint("block_user", POST, API + "/users/<int:user_id>/block", Action.write,
+             users_api.block_user, target=ADMIN),
+    Endpoint("unblock_user", POST, API + "/users/<int:user_id>/unblock", Action.write,
+             users_api.unblock_user, target=ADMIN),
+    Endpoint("create_user_token", POST, API + "/users/<int:user_id>/personal_access_tokens",
+             Action.write, users_api.create_user_token, target=ADMIN),
 )
 
 

@@ -17,7 +17,7 @@ from pypid.caches import Caches
 from pypid.domain.access import Principal
 from pypid.interfaces import IBlobStore
 from pypid.publish import Publisher
-from pypid.store.registry import NotFound, Row, StoreError
+from pypid.store.registry import Conflict, NotFound, Row, StoreError
 from pypid.upstream.proxy import Upstream
 from pypid.upstream.settings import Layer
 from pypid.web.errors import HTTPError
@@ -44,6 +44,16 @@ class Services:
     # The daemon's --upstream settings, under every index's own.
     upstream_default: Layer = field(default_factory=Layer)
 
+    def base_url(self, request: IRequest) -> str:
+        """The server's external base URL: --public-url, else as the client reached it
+        (GitLab's web_url fields are absolute; python-gitlab compares them with its own)."""
+        if self.public_url:
+            return self.public_url
+        host = (request.getHeader(b"host") or b"localhost").decode("latin-1")
+        if any(char in host for char in "/\\@ \t\r\n") or not host.isascii():
+            host = "localhost"
+        return ("https://" if request.isSecure() else "http://") + host
+
     async def store(self, function: Callable[..., Any], *args: Any) -> Any:
         """A registry call whose refusals become 404/400 answers."""
         if any(type(arg) is int and not 0 < arg <= MAX_ID for arg in args):
@@ -52,6 +62,8 @@ class Services:
             return await self.run_db(function, *args)
         except NotFound as error:
             raise HTTPError(404, str(error)) from None
+        except Conflict as error:  # GitLab's 409: the name is taken, and the like
+            raise HTTPError(409, f"Conflict - {error}") from None
         except StoreError as error:
             raise HTTPError(400, f"Bad request - {error}") from None
 
