@@ -24,7 +24,7 @@ from pypid.store.registry import Registry, StoreError
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 VISIBILITY_CHOICES = ["private", "internal", "public"]
-ROLE_CHOICES = ["reporter", "developer", "maintainer"]
+ROLE_CHOICES = ["guest", "reporter", "developer", "maintainer", "owner"]
 
 
 class CliError(Exception):

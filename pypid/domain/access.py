@@ -15,9 +15,15 @@ VISIBILITIES = ("private", "internal", "public")
 
 
 class Role(enum.IntEnum):
+    """GitLab's roles, valued as its access levels. For the package registry a guest is no
+    member at all (reads public and internal projects only, GitLab's permission table),
+    and an owner may what a maintainer may (and, on the REST API, delete the project)."""
+
+    guest = 10
     reporter = 20
     developer = 30
     maintainer = 40
+    owner = 50
 
     @classmethod
     def parse(cls, name: str) -> Role:
@@ -25,8 +31,16 @@ class Role(enum.IntEnum):
             return cls[name]
         except KeyError:
             raise ValueError(
-                f"unknown role {name!r}; roles: reporter, developer, maintainer"
+                f"unknown role {name!r}; roles: guest, reporter, developer, maintainer, owner"
             ) from None
+
+    @classmethod
+    def from_access_level(cls, level: int) -> Role:
+        try:
+            return cls(level)
+        except ValueError:
+            raise ValueError(f"access_level {level} is not one of GitLab's: 10 (guest), "
+                             "20 (reporter), 30 (developer), 40 (maintainer), 50 (owner)") from None
 
 
 class Action(enum.Enum):

@@ -201,7 +201,8 @@ class NamespaceQueries:
             role = self.inherited_role(group["lineage"], principal.user_id)
         readable = tuple(
             project["id"] for project in self.group_projects(group["id"])
-            if may(principal, self.project_access(project, principal), Action.read))
+            if project["packages_enabled"]  # the switch off: out of the group index too
+            and may(principal, self.project_access(project, principal), Action.read))
         return GroupAccess(group["id"], group["visibility"], role, group["lineage"], readable)
 
     def project_access(self, project: Row, principal: Principal | None) -> ProjectAccess:

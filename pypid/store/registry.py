@@ -43,6 +43,7 @@ from pypid.store.base import (
     utc_now,
 )
 from pypid.store.namespaces import NamespaceQueries
+from pypid.store.project_rows import ProjectQueries
 from pypid.store.upstream_rows import UpstreamQueries
 
 Row = dict[str, Any]
@@ -79,7 +80,7 @@ def _usable(row: Row, secret: str, now: datetime) -> bool:
         row["token_digest"], secret)
 
 
-class Registry(NamespaceQueries, UpstreamQueries, AccountQueries):
+class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries):
     def __init__(self, db: sqlite_utils.Database, now: Callable[[], datetime] = utc_now) -> None:
         self.db = db
         self._now = now

@@ -85,7 +85,8 @@ class RegistryApp:
             arguments = dict(arguments)
             try:
                 allowed = await self.gate.resolve(request, arguments.pop("ref", None),
-                                                  endpoint.action, endpoint.target)
+                                                  endpoint.action, endpoint.target,
+                                                  endpoint.packages)
             except BaseException:
                 request.content.close()  # a refused upload's streamed body is dropped
                 raise

@@ -91,8 +91,8 @@ class Gate:
         if target == GROUP:
             return self._peek_group(ref, principal)
         project = self._caches.projects.get(ref)
-        if project is None:  # not cached, or cached as missing: Klein answers
-            return None
+        if project is None or not project["packages_enabled"]:
+            return None  # not cached, cached as missing, or packages off: Klein answers
         if _needs_no_role(principal):
             access = ProjectAccess(project["id"], project["visibility"], None,
                                    project["group_ids"])
@@ -119,8 +119,9 @@ class Gate:
     # -- everything else ---------------------------------------------------------------
 
     async def resolve(self, request: IRequest, ref: str | None, action: Action,
-                      target: str = PROJECT) -> Allowed:
-        """Who and what, or the refusal (HTTPError) every lane gives."""
+                      target: str = PROJECT, packages: bool = True) -> Allowed:
+        """Who and what, or the refusal (HTTPError) every lane gives. packages: an
+        endpoint of the project's package registry, refused while its switch is off."""
         principal = await self.principal(request)
         if target in (USER, ADMIN):
             refused = account_refusal(principal, action, target == ADMIN)
@@ -136,6 +137,12 @@ class Gate:
         refused = refusal(principal, access, action)
         if refused is not None:
             raise for_refusal(refused, principal, action)
+        assert project is not None
+        if packages and not project["packages_enabled"]:
+            # GitLab's read_package is prevented while packages are off: 403 for whoever
+            # may see the project (the rest got their 401/404 above).
+            raise HTTPError(403, "Forbidden: the project's package registry is turned off "
+                                 "(packages_enabled is false)")
         return Allowed(project, principal)
 
     async def principal(self, request: IRequest) -> Principal | None:

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
 from pypid.domain.access import Action
-from pypid.web import group_pypi, health, packages_api, pypi, users_api
+from pypid.web import group_pypi, health, packages_api, projects_api, pypi, users_api
 from pypid.web.gate import ADMIN, USER
 from pypid.web.gate import GROUP as GROUP_TARGET
 from pypid.web.gate import PROJECT as PROJECT_TARGET
@@ -50,6 +50,9 @@ class Endpoint:
     # False: the rule matches with and without its trailing slash, and the handler
     # decides (index pages redirect; uploads must never be redirected: twine gives up).
     strict_slashes: bool = True
+    # An endpoint of the project's package registry: while the project's packages switch
+    # (GitLab's packages_enabled) is off, the gate refuses it with 403.
+    packages: bool = True
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -91,6 +94,34 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              packages_api.get_settings),
     Endpoint("put_settings", ("PUT",), PROJECT + "/packages/settings", Action.delete,
              packages_api.put_settings),
+    # Projects, members and deploy tokens (GitLab's REST API). Action.delete stands for
+    # what maintainers may do; deleting a project also needs an owner (projects_api).
+    Endpoint("list_projects", GET, API + "/projects", Action.read,
+             projects_api.list_projects),
+    Endpoint("create_project", POST, API + "/projects", Action.write,
+             projects_api.create_project, target=USER),
+    Endpoint("get_project", GET, PROJECT, Action.read, projects_api.get_project,
+             packages=False),
+    Endpoint("update_project", PUT, PROJECT, Action.delete, projects_api.update_project,
+             packages=False),
+    Endpoint("delete_project", DELETE, PROJECT, Action.delete, projects_api.delete_project,
+             packages=False),
+    Endpoint("list_members", GET, PROJECT + "/members", Action.read,
+             projects_api.project_members.list, packages=False),
+    Endpoint("add_member", POST, PROJECT + "/members", Action.delete,
+             projects_api.project_members.add, packages=False),
+    Endpoint("get_member", GET, PROJECT + "/members/<int:user_id>", Action.read,
+             projects_api.project_members.get, packages=False),
+    Endpoint("edit_member", PUT, PROJECT + "/members/<int:user_id>", Action.delete,
+             projects_api.project_members.edit, packages=False),
+    Endpoint("remove_member", DELETE, PROJECT + "/members/<int:user_id>", Action.delete,
+             projects_api.project_members.remove, packages=False),
+    Endpoint("list_deploy_tokens", GET, PROJECT + "/deploy_tokens", Action.delete,
+             projects_api.project_deploy_tokens.list, packages=False),
+    Endpoint("create_deploy_token", POST, PROJECT + "/deploy_tokens", Action.delete,
+             projects_api.project_deploy_tokens.create, packages=False),
+    Endpoint("revoke_deploy_token", DELETE, PROJECT + "/deploy_tokens/<int:token_id>",
+             Action.delete, projects_api.project_deploy_tokens.revoke, packages=False),
     # Accounts (GitLab's REST API; administrators change users).
     Endpoint("current_user", GET, API + "/user", Action.read, users_api.current_user,
              target=USER),

@@ -86,6 +86,26 @@ def test_matrix_covers_every_case() -> None:
 
 def test_roles_parse() -> None:
     """Role names map to GitLab's access levels; others are refused."""
-    assert Role.parse("maintainer") > Role.parse("developer") > Role.parse("reporter")
-    with pytest.raises(ValueError, match="unknown role"):
-        Role.parse("owner")
+    assert Role.parse("owner") > Role.parse("maintainer") > Role.parse("developer") > \
+        Role.parse("reporter") > Role.parse("guest")
+    assert [int(role) for role in Role] == [10, 20, 30, 40, 50]
+    for bad in ("admin", "Owner", "", "maintainer ", "\uff4f\uff57\uff4e\uff45\uff52"):
+        with pytest.raises(ValueError, match="unknown role"):
+            Role.parse(bad)
+    assert Role.from_access_level(30) is Role.developer
+    for level in (0, 15, 60, -10):
+        with pytest.raises(ValueError, match="access_level"):
+            Role.from_access_level(level)
+
+
+def test_a_guest_reads_what_anyone_signed_in_reads_and_an_owner_what_a_maintainer_does(
+) -> None:
+    """GitLab's permission table: a guest may not pull from a private project's registry;
+    an owner may do all a maintainer may."""
+    user = Principal("u", frozenset({"api"}), user_id=1)
+    for visibility, readable in (("private", False), ("internal", True), ("public", True)):
+        access = ProjectAccess(1, visibility, Role.guest)
+        assert may(user, access, Action.read) is readable
+        assert not may(user, access, Action.write)
+    owner = ProjectAccess(1, "private", Role.owner)
+    assert all(may(user, owner, action) for action in Action)

@@ -102,7 +102,7 @@ def test_duplicate_project_is_refused(capsys: pytest.CaptureFixture[str], data_d
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
     """A bad command line is one line too, exit 2."""
     with pytest.raises(SystemExit) as exit_:
-        main(["--data-dir", str(data_dir), "member", "add", "1", "root", "--role", "owner"])
+        main(["--data-dir", str(data_dir), "member", "add", "1", "root", "--role", "boss"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
 
@@ -161,7 +161,7 @@ def test_group_commands(capsys: pytest.CaptureFixture[str], data_dir: Path) -> N
     assert run(capsys, data_dir, "group", "member", "add", "acme", "ann", "--role",
                "developer")[0] == 0
     with pytest.raises(SystemExit) as usage:  # not a pypid role
-        run(capsys, data_dir, "group", "member", "add", "acme", "ann", "--role", "owner")
+        run(capsys, data_dir, "group", "member", "add", "acme", "ann", "--role", "superuser")
     assert usage.value.code == 2
     assert run(capsys, data_dir, "group", "member", "remove", "acme", "ann")[0] == 0
     assert run(capsys, data_dir, "group", "member", "remove", "acme", "ann")[0] == 1

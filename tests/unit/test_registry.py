@@ -92,7 +92,7 @@ def test_members_get_and_change_roles(registry: Registry) -> None:
     with pytest.raises(NotFound):
         registry.add_member("no/such", "alice", "reporter")
     with pytest.raises(Invalid):
-        registry.add_member("acme/tools", "alice", "owner")
+        registry.add_member("acme/tools", "alice", "overlord")
 
 
 def test_token_lifecycle(registry: Registry, clock: Clock) -> None:

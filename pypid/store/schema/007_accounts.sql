@@ -8,3 +8,26 @@ ALTER TABLE users ADD COLUMN name TEXT;
 ALTER TABLE users ADD COLUMN email TEXT;
 ALTER TABLE projects ADD COLUMN packages_enabled INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE projects ADD COLUMN description TEXT;
+
+-- GitLab's five roles (access levels 10 guest ... 50 owner): members and group members
+-- are rebuilt with the wider CHECK (SQLite cannot change a CHECK in place).
+CREATE TABLE members_v7 (
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('guest', 'reporter', 'developer', 'maintainer', 'owner')),
+    PRIMARY KEY (project_id, user_id)
+);
+INSERT INTO members_v7 (project_id, user_id, role) SELECT project_id, user_id, role FROM members;
+DROP TABLE members;
+ALTER TABLE members_v7 RENAME TO members;
+
+CREATE TABLE group_members_v7 (
+    group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('guest', 'reporter', 'developer', 'maintainer', 'owner')),
+    PRIMARY KEY (group_id, user_id)
+);
+INSERT INTO group_members_v7 (group_id, user_id, role)
+SELECT group_id, user_id, role FROM group_members;
+DROP TABLE group_members;
+ALTER TABLE group_members_v7 RENAME TO group_members;

@@ -1,0 +1,127 @@
+"""Projects, their members and deploy tokens as GitLab's REST API reads and changes them
+(creating projects, groups and members is in Registry and NamespaceQueries, shared with
+the admin CLI). A mixin of Registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from pypid.domain import tokens
+from pypid.domain.access import Action, Principal, ProjectAccess, may
+from pypid.store.base import Invalid, NotFound
+
+Row = dict[str, Any]
+
+
+class ProjectQueries:
+    db: sqlite_utils.Database
+    _now: Callable[[], datetime]
+    _one: Callable[..., Row | None]
+    write: Callable[[], AbstractContextManager[Any]]
+    project: Callable[[str | int], Row]
+    group: Callable[[str | int], Row]
+    lineage: Callable[[int | None], tuple[int, ...]]
+    project_access: Callable[[Row, Principal | None], ProjectAccess]
+    _check_visibility: Callable[[str], None]
+
+    def readable_projects(self, principal: Principal | None,
+                          search: str | None = None) -> list[Row]:
+        """Every project the principal may read (GitLab's GET /projects), with its group."""
+        rows = []
+        lineages: dict[int, tuple[int, ...]] = {}
+        for row in self.db.query("SELECT * FROM projects ORDER BY id"):
+            if search and search.lower() not in row["path"].lower():
+                continue
+            if row["group_id"] not in lineages:
+                lineages[row["group_id"]] = self.lineage(row["group_id"])
+            row["group_ids"] = lineages[row["group_id"]]
+            if may(principal, self.project_access(row, principal), Action.read):
+                rows.append(row)
+        return rows
+
+    def update_project(self, reference: str | int, visibility: str | None = None,
+                       description: str | None = None,
+                       packages_enabled: bool | None = None) -> Row:
+        project = self.project(reference)
+        changes: dict[str, Any] = {}
+        if visibility is not None:
+            self._check_visibility(visibility)
+            changes["visibility"] = visibility
+        if description is not None:
+            if len(description) > 2000:
+                raise Invalid("description is longer than 2,000 characters")
+            changes["description"] = description
+        if packages_enabled is not None:
+            changes["packages_enabled"] = int(packages_enabled)
+        if changes:
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            with self.write():
+                self.db.execute(f"UPDATE projects SET {assignments} WHERE id = ?",  # noqa: S608
+                                (*changes.values(), project["id"]))
+        return self.project(project["id"])
+
+    def delete_project(self, reference: str | int) -> Row:
+        """The project and its packages' rows go; its blobs, unreferenced now, are left to
+        the garbage collector (after its grace period)."""
+        project = self.project(reference)
+        with self.write():
+            self.db.execute("DELETE FROM projects WHERE id = ?", (project["id"],))
+            self.db.execute(
+                "DELETE FROM core_metadata WHERE sha256 NOT IN (SELECT metadata_sha256 "
+                "FROM package_files WHERE metadata_sha256 IS NOT NULL)")
+        return project
+
+    # -- members ---------------------------------------------------------------------------
+
+    def members_of(self, table: str, owner_id: int) -> list[Row]:
+        """Direct members of a project (table "members") or group ("group_members")."""
+        column = "project_id" if table == "members" else "group_id"
+        assert table in ("members", "group_members")
+        return list(self.db.query(
+            f"SELECT u.*, m.role FROM {table} m JOIN users u ON u.id = m.user_id "  # noqa: S608
+            f"WHERE m.{column} = ? ORDER BY u.id", (owner_id,)))
+
+    def member_of(self, table: str, owner_id: int, user_id: int) -> Row:
+        for row in self.members_of(table, owner_id):
+            if row["id"] == user_id:
+                return row
+        raise NotFound("Member Not Found")
+
+    # -- deploy tokens ---------------------------------------------------------------------
+
+    def deploy_token_rows(self, project_id: int | None = None,
+                          group_id: int | None = None) -> list[Row]:
+        params: tuple[Any, ...]
+        if project_id is not None:
+            where, params = "project_id = ?", (project_id,)
+        elif group_id is not None:
+            where, params = "group_id = ?", (group_id,)
+        else:
+            where, params = "1 = 1", ()
+        now = self._now()
+        return [
+            {**row, "scopes": row["scopes"].split(","), "revoked": bool(row["revoked"]),
+             "expired": tokens.is_expired(row["expires_at"], now)}
+            for row in self.db.query(
+                "SELECT id, project_id, group_id, username, name, scopes, expires_at, "  # noqa: S608
+                f"revoked, created_at FROM deploy_tokens WHERE {where} ORDER BY id", params)
+        ]
+
+    def revoke_deploy_token(self, token_id: int, project_id: int | None = None,
+                            group_id: int | None = None) -> Row:
+        for row in self.deploy_token_rows(project_id, group_id):
+            if row["id"] == token_id:
+                with self.write():
+                    self.db.execute("UPDATE deploy_tokens SET revoked = 1 WHERE id = ?",
+                                    (token_id,))
+                return row
+        raise NotFound("Deploy Token Not Found")
+
+
+__all__ = ["ProjectQueries"]
