@@ -194,6 +194,14 @@ def may_read_group(principal: Principal | None, group: GroupAccess) -> bool:
     return principal.is_admin or group.visibility == "internal" or group.role is not None
 
 
+def may_manage_group(principal: Principal | None, group: GroupAccess) -> bool:
+    """Change a group's members and deploy tokens, make subgroups and projects in it:
+    its maintainers and owners (direct or inherited) and admins, with an api token."""
+    if principal is None or principal.is_deploy_token or "api" not in principal.scopes:
+        return False
+    return principal.is_admin or (group.role is not None and group.role >= Role.maintainer)
+
+
 _ROLE_NAMES = {Action.write: "developer", Action.delete: "maintainer", Action.read: "reporter"}
 
 

@@ -77,6 +77,20 @@ class ProjectQueries:
                 "FROM package_files WHERE metadata_sha256 IS NOT NULL)")
         return project
 
+    def packages_of_projects(self, project_ids: tuple[int, ...], page: int,
+                             per_page: int) -> tuple[list[Row], int]:
+        """One page of the packages of these projects (a group's), with project_path."""
+        if not project_ids:
+            return [], 0
+        marks = ", ".join("?" * len(project_ids))
+        total = self._one(f"SELECT COUNT(*) AS n FROM packages WHERE project_id IN ({marks})",  # noqa: S608
+                          project_ids)
+        rows = list(self.db.query(
+            "SELECT p.*, j.path AS project_path FROM packages p JOIN projects j "  # noqa: S608
+            f"ON j.id = p.project_id WHERE p.project_id IN ({marks}) ORDER BY p.id "
+            "LIMIT ? OFFSET ?", (*project_ids, per_page, (page - 1) * per_page)))
+        return rows, int(total["n"]) if total else 0
+
     # -- members ---------------------------------------------------------------------------
 
     def members_of(self, table: str, owner_id: int) -> list[Row]:

@@ -25,6 +25,7 @@ from pypid.domain.access import (
     account_refusal,
     decide,
     may,
+    may_manage_group,
     may_read_group,
     refusal,
 )
@@ -177,17 +178,19 @@ class Gate:
     async def _resolve_group(
         self, ref: str, principal: Principal | None, action: Action
     ) -> Allowed:
-        """Group endpoints are reads; who may read the group sees, below it, the projects
-        they may read. A group they may not read looks exactly like a missing one."""
+        """Who may read the group sees, below it, the projects they may read; its
+        maintainers (and admins) may change it. A group they may not read looks exactly
+        like a missing one."""
         group = await self._row(self._caches.groups, Registry.group, ref)
         access: GroupAccess | None = None
         if group is not None:
             access = await self._caches.fill(
                 lambda: self._caches.group_access, (group["id"], principal),
                 lambda: self._run_db(Registry.group_access, group, principal))
-        allowed = access is not None and action is Action.read and may_read_group(
-            principal, access)
-        refused = decide(principal, allowed, False, action)
+        readable = access is not None and may_read_group(principal, access)
+        allowed = readable and (action is Action.read or (
+            access is not None and may_manage_group(principal, access)))
+        refused = decide(principal, allowed, readable, action)
         if refused is not None:
             raise for_refusal(refused, principal, action, "Group Not Found")
         assert access is not None

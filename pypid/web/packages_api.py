@@ -22,10 +22,11 @@ from pypid.web.services import Services, json_answer, json_body
 log = Logger()
 
 
-def _package_json(row: Row) -> dict[str, Any]:
+def package_json(row: Row, project_path: str) -> dict[str, Any]:
     return {"id": row["id"], "name": row["display_name"], "version": row["version"],
             "package_type": "pypi", "status": "default", "created_at": row["created_at"],
-            "tags": [], "pipelines": []}
+            "tags": [], "pipelines": [],
+            "_links": {"web_path": f"/{project_path}/-/packages/{row['id']}"}}
 
 
 def _file_json(row: Row) -> dict[str, Any]:
@@ -56,14 +57,14 @@ async def list_packages(services: Services, request: IRequest, allowed: Allowed)
         rows, total = await services.run_db(
             Registry.list_packages, project["id"], name or None, page, per_page)
     set_page_headers(request, page, per_page, total)
-    return json_answer(request, [_package_json(row) for row in rows])
+    return json_answer(request, [package_json(row, project["path"]) for row in rows])
 
 
 async def get_package(
     services: Services, request: IRequest, allowed: Allowed, package_id: int
 ) -> bytes:
     row = await services.store(Registry.package, _project(allowed)["id"], package_id)
-    return json_answer(request, _package_json(row))
+    return json_answer(request, package_json(row, _project(allowed)["path"]))
 
 
 async def package_files(

@@ -18,7 +18,15 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
 from pypid.domain.access import Action
-from pypid.web import group_pypi, health, packages_api, projects_api, pypi, users_api
+from pypid.web import (
+    group_pypi,
+    groups_api,
+    health,
+    packages_api,
+    projects_api,
+    pypi,
+    users_api,
+)
 from pypid.web.gate import ADMIN, USER
 from pypid.web.gate import GROUP as GROUP_TARGET
 from pypid.web.gate import PROJECT as PROJECT_TARGET
@@ -26,7 +34,8 @@ from pypid.web.gate import PROJECT as PROJECT_TARGET
 API = "/api/v4"
 PROJECT = "/api/v4/projects/<path:ref>"
 PYPI = PROJECT + "/packages/pypi"
-GROUP_PYPI = "/api/v4/groups/<path:ref>/-/packages/pypi"
+GROUP = "/api/v4/groups/<path:ref>"
+GROUP_PYPI = GROUP + "/-/packages/pypi"
 READS = ("GET", "HEAD")
 GET, POST, PUT, DELETE = ("GET",), ("POST",), ("PUT",), ("DELETE",)
 
@@ -122,6 +131,30 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              projects_api.project_deploy_tokens.create, packages=False),
     Endpoint("revoke_deploy_token", DELETE, PROJECT + "/deploy_tokens/<int:token_id>",
              Action.delete, projects_api.project_deploy_tokens.revoke, packages=False),
+    # Groups: list, create, show, their packages, members and deploy tokens.
+    Endpoint("list_groups", GET, API + "/groups", Action.read, groups_api.list_groups),
+    Endpoint("create_group", POST, API + "/groups", Action.write, groups_api.create_group,
+             target=USER),
+    Endpoint("get_group", GET, GROUP + "", Action.read, groups_api.get_group,
+             target=GROUP_TARGET),
+    Endpoint("group_packages", GET, GROUP + "/packages", Action.read,
+             groups_api.group_packages, target=GROUP_TARGET),
+    Endpoint("list_group_members", GET, GROUP + "/members", Action.read,
+             groups_api.group_members.list, target=GROUP_TARGET),
+    Endpoint("add_group_member", POST, GROUP + "/members", Action.delete,
+             groups_api.group_members.add, target=GROUP_TARGET),
+    Endpoint("get_group_member", GET, GROUP + "/members/<int:user_id>", Action.read,
+             groups_api.group_members.get, target=GROUP_TARGET),
+    Endpoint("edit_group_member", PUT, GROUP + "/members/<int:user_id>", Action.delete,
+             groups_api.group_members.edit, target=GROUP_TARGET),
+    Endpoint("remove_group_member", DELETE, GROUP + "/members/<int:user_id>",
+             Action.delete, groups_api.group_members.remove, target=GROUP_TARGET),
+    Endpoint("list_group_deploy_tokens", GET, GROUP + "/deploy_tokens", Action.delete,
+             groups_api.group_deploy_tokens.list, target=GROUP_TARGET),
+    Endpoint("create_group_deploy_token", POST, GROUP + "/deploy_tokens", Action.delete,
+             groups_api.group_deploy_tokens.create, target=GROUP_TARGET),
+    Endpoint("revoke_group_deploy_token", DELETE, GROUP + "/deploy_tokens/<int:token_id>",
+             Action.delete, groups_api.group_deploy_tokens.revoke, target=GROUP_TARGET),
     # Accounts (GitLab's REST API; administrators change users).
     Endpoint("current_user", GET, API + "/user", Action.read, users_api.current_user,
              target=USER),

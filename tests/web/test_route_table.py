@@ -96,6 +96,24 @@ SAMPLES: dict[str, list[Sample]] = {
                                    b'{"name": "ci", "scopes": ["read_package_registry"], '
                                    b'"username": "ci-bot"}')],
     "revoke_deploy_token": [Sample("DELETE", "/api/v4/projects/{p}/deploy_tokens/99999")],
+    # Groups.
+    "list_groups": [Sample("GET", "/api/v4/groups")],
+    "create_group": [Sample("POST", "/api/v4/groups", b'{"path": "sub", "parent_id": 1}'),
+                     Sample("POST", "/api/v4/groups", b'{"path": "top"}')],
+    "get_group": [Sample("GET", "/api/v4/groups/{g}"), Sample("GET", "/api/v4/groups/acme")],
+    "group_packages": [Sample("GET", "/api/v4/groups/{g}/packages")],
+    "list_group_members": [Sample("GET", "/api/v4/groups/{g}/members")],
+    "add_group_member": [Sample("POST", "/api/v4/groups/{g}/members",
+                                b'{"user_id": 99999, "access_level": 30}')],
+    "get_group_member": [Sample("GET", "/api/v4/groups/{g}/members/2")],
+    "edit_group_member": [Sample("PUT", "/api/v4/groups/{g}/members/99999",
+                                 b'{"access_level": 20}')],
+    "remove_group_member": [Sample("DELETE", "/api/v4/groups/{g}/members/99999")],
+    "list_group_deploy_tokens": [Sample("GET", "/api/v4/groups/{g}/deploy_tokens")],
+    "create_group_deploy_token": [Sample("POST", "/api/v4/groups/{g}/deploy_tokens",
+                                         b'{"name": "ci", "scopes": ["read_package_registry"]'
+                                         b', "username": "gci"}')],
+    "revoke_group_deploy_token": [Sample("DELETE", "/api/v4/groups/{g}/deploy_tokens/99999")],
     # Accounts.
     "current_user": [Sample("GET", "/api/v4/user")],
     "own_token": [Sample("GET", "/api/v4/personal_access_tokens/self")],
