@@ -33,6 +33,7 @@ from pypid.domain.names import BadName, DistributionFile, check_upload_filename
 from pypid.interfaces import IBlobStore
 from pypid.queue import BoundedQueue
 from pypid.store.registry import (
+    PYPI_METADATA_FIELDS,
     Conflict,
     FileRecord,
     NewFile,
@@ -115,6 +116,7 @@ def check_upload(blobs: IBlobStore, parse: Callable[[], forms.UploadForm]) -> Ch
         requires_python = form.first("requires_python") or (
             core.requires_python if core is not None else None
         )
+        core_text = core.raw if core is not None else None
         if core is not None and not metadatas.servable(core, uploaded.filename):
             core = None  # checked against the filename, but not advertised (PEP 658/643)
         blobs.sync_temp(uploaded.temp_path)
@@ -127,8 +129,39 @@ def check_upload(blobs: IBlobStore, parse: Callable[[], forms.UploadForm]) -> Ch
         requires_python=requires_python or None,
         metadata_sha256=hashlib.sha256(core.raw).hexdigest() if core is not None else None,
         metadata=core.raw if core is not None else None,
+        package_metadata=package_metadata(form, core_text, requires_python),
     )
     return CheckedUpload(dist, name, version, record, uploaded.temp_path)
+
+
+DESCRIPTION_LIMIT = 4000  # GitLab keeps this much of a package's description
+FIELD_LIMIT = 255
+
+
+def package_metadata(form: forms.UploadForm, core: bytes | None,
+                     requires_python: str | None) -> tuple[str | None, ...]:
+    """GitLab's pypi_metadata fields: the upload form's, else the file's core metadata's
+    (its headers; the description may be its body)."""
+    headers: Any = None
+    if core is not None:
+        import email.parser
+        import email.policy
+
+        headers = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(core)
+    values: list[str | None] = []
+    for field in PYPI_METADATA_FIELDS:
+        value = form.first(field) if field != "required_python" else requires_python
+        if not value and headers is not None:
+            header = {"required_python": "Requires-Python"}.get(
+                field, field.replace("_", "-").title())
+            value = headers.get(header)
+            if field == "description" and not value:
+                value = headers.get_payload() if isinstance(headers.get_payload(), str) \
+                    else None
+        if isinstance(value, str):
+            value = value.strip()[:DESCRIPTION_LIMIT if field == "description" else FIELD_LIMIT]
+        values.append(value or None)
+    return tuple(values)
 
 
 def store_blobs(blobs: IBlobStore, guard: BlobGuard, checked: CheckedUpload) -> None:

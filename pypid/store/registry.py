@@ -47,6 +47,13 @@ from pypid.store.project_rows import ProjectQueries
 from pypid.store.upstream_rows import UpstreamQueries
 
 Row = dict[str, Any]
+PYPI_METADATA_FIELDS = ("summary", "keywords", "author_email", "description",
+                        "description_content_type", "metadata_version", "required_python")
+_SET_PYPI_METADATA = (
+    f"INSERT OR REPLACE INTO pypi_metadata (package_id, {', '.join(PYPI_METADATA_FIELDS)}) "  # noqa: S608
+    f"VALUES (?{', ?' * len(PYPI_METADATA_FIELDS)})")
+_PACKAGE_ORDER = {"created_at": "created_at", "name": "name", "version": "version_key",
+                  "type": "id"}
 # GitLab records a token's use at most this often, to keep reads from becoming writes.
 LAST_USED_INTERVAL_SECONDS = 600
 
@@ -63,6 +70,8 @@ class FileRecord:
     requires_python: str | None
     metadata_sha256: str | None
     metadata: bytes | None = None  # the core metadata itself, stored with the row
+    # GitLab's pypi_metadata of the package (PYPI_METADATA_FIELDS), as the upload gave it.
+    package_metadata: tuple[str | None, ...] | None = None
 
     def blob_keys(self) -> list[str]:
         return [self.sha256]
@@ -474,6 +483,8 @@ class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries
                 "INSERT OR IGNORE INTO core_metadata (sha256, content) VALUES (?, ?)",
                 (record.metadata_sha256, record.metadata),
             )
+        if record.package_metadata is not None:
+            self.db.execute(_SET_PYPI_METADATA, (package_id, *record.package_metadata))
         file_id = self._insert("package_files",
             {"package_id": package_id, "project_id": project_id,
              "filename": record.filename, "packagetype": dist.kind,
@@ -520,9 +531,17 @@ class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries
     # -- the packages API ------------------------------------------------------------------
 
     def list_packages(
-        self, project_id: int, package_name: str | None, page: int, per_page: int
+        self, project_id: int, package_name: str | None, page: int, per_page: int,
+        order_by: str = "created_at", sort: str = "asc", version: str | None = None,
     ) -> tuple[list[Row], int]:
+        """One page of a project's packages (GitLab's order_by: created_at, name, version,
+        type; sort asc or desc); version: that version only."""
+        column = _PACKAGE_ORDER[order_by]
+        direction = "DESC" if sort == "desc" else "ASC"
         where, params = "project_id = ?", [str(project_id)]
+        if version is not None:
+            where += " AND version = ?"
+            params.append(version)
         if package_name:
             # GitLab filters by a fuzzy match of the name.
             where += " AND (name LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\')"
@@ -532,7 +551,8 @@ class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries
         total_row = self._one(f"SELECT COUNT(*) AS n FROM packages WHERE {where}", tuple(params))  # noqa: S608
         total = int(total_row["n"]) if total_row else 0
         rows = list(self.db.query(
-            f"SELECT * FROM packages WHERE {where} ORDER BY id LIMIT ? OFFSET ?",  # noqa: S608
+            f"SELECT * FROM packages WHERE {where} ORDER BY {column} {direction}, "  # noqa: S608
+            f"id {direction} LIMIT ? OFFSET ?",
             (*params, per_page, (page - 1) * per_page),
         ))
         return rows, total
@@ -543,6 +563,12 @@ class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries
         )
         if row is None:
             raise NotFound("Package Not Found")
+        return row
+
+    def pypi_metadata(self, package_id: int) -> Row | None:
+        row = self._one("SELECT * FROM pypi_metadata WHERE package_id = ?", (package_id,))
+        if row is not None:
+            del row["package_id"]
         return row
 
     def package_files(self, package_id: int) -> list[Row]:

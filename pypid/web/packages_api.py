@@ -13,13 +13,15 @@ from twisted.web.iweb import IRequest
 from pypid.blobs.guard import BlobGuard
 from pypid.interfaces import IBlobStore
 from pypid.publish import remove_unreferenced
-from pypid.store.registry import Registry, Row
+from pypid.store.registry import PYPI_METADATA_FIELDS, Registry, Row
 from pypid.web.errors import HTTPError
 from pypid.web.gate import Allowed
-from pypid.web.rest import page_args, set_page_headers
+from pypid.web.rest import Fields, bad_request, page_args, paginated, set_page_headers
 from pypid.web.services import Services, json_answer, json_body
 
 log = Logger()
+# GitLab's package states; pypid's packages are all in the default one.
+STATUSES = ("default", "hidden", "processing", "error", "pending_destruction", "deprecated")
 
 
 def package_json(row: Row, project_path: str) -> dict[str, Any]:
@@ -49,13 +51,25 @@ def _project(allowed: Allowed) -> Row:
 async def list_packages(services: Services, request: IRequest, allowed: Allowed) -> bytes:
     project = _project(allowed)
     page, per_page = page_args(request)
-    package_type = (request.args.get(b"package_type") or [b"pypi"])[0]
-    name = (request.args.get(b"package_name") or [b""])[0].decode("utf-8", "replace")
-    if package_type != b"pypi":
-        rows, total = [], 0
+    fields = Fields(request)
+    package_type = fields.text("package_type") or "pypi"
+    name = fields.text("package_name")
+    order_by = fields.text("order_by") or "created_at"
+    if order_by not in ("created_at", "name", "version", "type"):
+        raise bad_request("order_by does not have a valid value")
+    sort = fields.text("sort") or "asc"
+    if sort not in ("asc", "desc"):
+        raise bad_request("sort does not have a valid value")
+    status = fields.text("status") or "default"
+    if status not in STATUSES:
+        raise bad_request("status does not have a valid value")
+    fields.boolean("include_versionless")  # checked; every PyPI package has a version
+    if package_type != "pypi" or status != "default":
+        rows, total = [], 0  # pypid keeps PyPI packages only, all in GitLab's default state
     else:
         rows, total = await services.run_db(
-            Registry.list_packages, project["id"], name or None, page, per_page)
+            Registry.list_packages, project["id"], name or None, page, per_page, order_by,
+            sort, fields.text("package_version"))
     set_page_headers(request, page, per_page, total)
     return json_answer(request, [package_json(row, project["path"]) for row in rows])
 
@@ -64,7 +78,10 @@ async def get_package(
     services: Services, request: IRequest, allowed: Allowed, package_id: int
 ) -> bytes:
     row = await services.store(Registry.package, _project(allowed)["id"], package_id)
-    return json_answer(request, package_json(row, _project(allowed)["path"]))
+    metadata = await services.run_db(Registry.pypi_metadata, package_id)
+    document = package_json(row, _project(allowed)["path"])
+    document["pypi_metadata"] = metadata or dict.fromkeys(PYPI_METADATA_FIELDS)
+    return json_answer(request, document)
 
 
 async def package_files(
@@ -72,7 +89,7 @@ async def package_files(
 ) -> bytes:
     await services.store(Registry.package, _project(allowed)["id"], package_id)
     rows = await services.run_db(Registry.package_files, package_id)
-    return json_answer(request, [_file_json(row) for row in rows])
+    return json_answer(request, [_file_json(row) for row in paginated(request, rows)])
 
 
 async def delete_package(
@@ -138,7 +155,7 @@ async def _set_yanked(
                    project=project["path"], package=package["name"],
                    version=package["version"], file=filename, reason=reason)
     rows = await services.run_db(Registry.package_files, package_id)
-    return json_answer(request, [_file_json(row) for row in rows])
+    return json_answer(request, [_file_json(row) for row in paginated(request, rows)])
 
 
 async def get_settings(services: Services, request: IRequest, allowed: Allowed) -> bytes:

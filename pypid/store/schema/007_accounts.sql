@@ -31,3 +31,16 @@ INSERT INTO group_members_v7 (group_id, user_id, role)
 SELECT group_id, user_id, role FROM group_members;
 DROP TABLE group_members;
 ALTER TABLE group_members_v7 RENAME TO group_members;
+
+-- The PyPI metadata GitLab keeps per package (its pypi_metadata): from the upload form,
+-- else from the file's core metadata; the latest upload of the version sets it.
+CREATE TABLE pypi_metadata (
+    package_id INTEGER PRIMARY KEY REFERENCES packages(id) ON DELETE CASCADE,
+    summary TEXT,
+    keywords TEXT,
+    author_email TEXT,
+    description TEXT,
+    description_content_type TEXT,
+    metadata_version TEXT,
+    required_python TEXT
+);
