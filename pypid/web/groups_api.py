@@ -44,7 +44,8 @@ async def list_groups(services: Services, request: IRequest, allowed: Allowed) -
     fields = Fields(request)
     rows = await services.run_db(_readable_groups, allowed.principal, fields.text("search"))
     base = services.base_url(request)
-    return json_answer(request, [group_json(base, row) for row in paginated(request, rows)])
+    page = paginated(request, rows, base)
+    return json_answer(request, [group_json(base, row) for row in page])
 
 
 async def get_group(services: Services, request: IRequest, allowed: Allowed) -> bytes:
@@ -93,7 +94,7 @@ async def group_packages(services: Services, request: IRequest, allowed: Allowed
     page, per_page = page_args(request)
     rows, total = await services.run_db(Registry.packages_of_projects, allowed.readable,
                                         page, per_page)
-    set_page_headers(request, page, per_page, total)
+    set_page_headers(request, page, per_page, total, services.base_url(request))
     return json_answer(request, [
         {**package_json(row, row["project_path"]), "project_id": row["project_id"],
          "project_path": row["project_path"]} for row in rows])

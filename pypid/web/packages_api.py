@@ -70,7 +70,7 @@ async def list_packages(services: Services, request: IRequest, allowed: Allowed)
         rows, total = await services.run_db(
             Registry.list_packages, project["id"], name or None, page, per_page, order_by,
             sort, fields.text("package_version"))
-    set_page_headers(request, page, per_page, total)
+    set_page_headers(request, page, per_page, total, services.base_url(request))
     return json_answer(request, [package_json(row, project["path"]) for row in rows])
 
 
@@ -89,7 +89,8 @@ async def package_files(
 ) -> bytes:
     await services.store(Registry.package, _project(allowed)["id"], package_id)
     rows = await services.run_db(Registry.package_files, package_id)
-    return json_answer(request, [_file_json(row) for row in paginated(request, rows)])
+    page = paginated(request, rows, services.base_url(request))
+    return json_answer(request, [_file_json(row) for row in page])
 
 
 async def delete_package(
@@ -155,7 +156,8 @@ async def _set_yanked(
                    project=project["path"], package=package["name"],
                    version=package["version"], file=filename, reason=reason)
     rows = await services.run_db(Registry.package_files, package_id)
-    return json_answer(request, [_file_json(row) for row in paginated(request, rows)])
+    page = paginated(request, rows, services.base_url(request))
+    return json_answer(request, [_file_json(row) for row in page])
 
 
 async def get_settings(services: Services, request: IRequest, allowed: Allowed) -> bytes:

@@ -91,7 +91,7 @@ async def list_projects(services: Services, request: IRequest, allowed: Allowed)
     if sort not in ("asc", "desc"):
         raise bad_request("sort does not have a valid value")
     rows.sort(key=lambda row: row[key], reverse=sort == "desc")
-    page = list(paginated(request, rows))
+    page = list(paginated(request, rows, services.base_url(request)))
     documents = await services.run_db(_documents, page, services.base_url(request))
     return json_answer(request, documents)
 
@@ -221,7 +221,8 @@ class Members:
         rows = await services.run_db(Registry.members_of, self.table,
                                      self._owner(allowed)["id"])
         base = services.base_url(request)
-        return json_answer(request, [member_json(base, row) for row in paginated(request, rows)])
+        page = paginated(request, rows, base)
+        return json_answer(request, [member_json(base, row) for row in page])
 
     async def get(self, services: Services, request: IRequest, allowed: Allowed,
                   user_id: int) -> bytes:
@@ -310,8 +311,9 @@ class DeployTokens:
 
     async def list(self, services: Services, request: IRequest, allowed: Allowed) -> bytes:
         rows = await services.run_db(Registry.deploy_token_rows, *self._ids(allowed))
+        page = paginated(request, rows, services.base_url(request))
         return json_answer(request, [deploy_token_json(row)
-                                     for row in paginated(request, rows)])
+                                     for row in page])
 
     async def create(self, services: Services, request: IRequest, allowed: Allowed) -> bytes:
         fields = Fields(request)

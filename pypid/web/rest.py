@@ -42,8 +42,10 @@ def page_args(request: IRequest) -> tuple[int, int]:
                                                  MAX_PER_PAGE)
 
 
-def set_page_headers(request: IRequest, page: int, per_page: int, total: int) -> None:
-    """X-Total, X-Total-Pages, X-Page, X-Per-Page, X-Next-Page, X-Prev-Page and Link."""
+def set_page_headers(request: IRequest, page: int, per_page: int, total: int,
+                     base: str) -> None:
+    """X-Total, X-Total-Pages, X-Page, X-Per-Page, X-Next-Page, X-Prev-Page and Link (with
+    absolute URLs from base, the server's external URL: python-gitlab follows them)."""
     pages = max(1, math.ceil(total / per_page))
     headers = {b"X-Page": page, b"X-Per-Page": per_page, b"X-Total": total,
                b"X-Total-Pages": pages, b"X-Next-Page": page + 1 if page < pages else "",
@@ -53,7 +55,7 @@ def set_page_headers(request: IRequest, page: int, per_page: int, total: int) ->
     kept = {key.decode("latin-1"): values[0].decode("latin-1")
             for key, values in request.args.items() if key not in (b"page", b"per_page")}
     links = []
-    base = request.path.decode("latin-1")
+    base += request.path.decode("latin-1")
     for rel, number in (("first", 1), ("last", pages),
                         ("next", page + 1 if page < pages else None),
                         ("prev", page - 1 if page > 1 else None)):
@@ -63,10 +65,10 @@ def set_page_headers(request: IRequest, page: int, per_page: int, total: int) ->
     request.setHeader(b"Link", ", ".join(links).encode("latin-1", "replace"))
 
 
-def paginated(request: IRequest, rows: Sequence[Any]) -> Sequence[Any]:
+def paginated(request: IRequest, rows: Sequence[Any], base: str) -> Sequence[Any]:
     """One page of rows already in memory, with the headers set."""
     page, per_page = page_args(request)
-    set_page_headers(request, page, per_page, len(rows))
+    set_page_headers(request, page, per_page, len(rows), base)
     start = (page - 1) * per_page
     return rows[start:start + per_page]
 

@@ -112,7 +112,8 @@ async def list_tokens(services: Services, request: IRequest, allowed: Allowed) -
     revoked = fields.boolean("revoked")
     if revoked is not None:
         rows = [row for row in rows if row["revoked"] == revoked]
-    return json_answer(request, [token_json(row) for row in paginated(request, rows)])
+    page = paginated(request, rows, services.base_url(request))
+    return json_answer(request, [token_json(row) for row in page])
 
 
 async def get_token(services: Services, request: IRequest, allowed: Allowed,
@@ -179,7 +180,7 @@ async def list_users(services: Services, request: IRequest, allowed: Allowed) ->
     rows = await services.run_db(Registry.list_users, fields.text("username"),
                                  fields.text("search"), state, bool(fields.boolean("admins")))
     return json_answer(request, [user_json(services.base_url(request), row, principal.is_admin)
-                                 for row in paginated(request, rows)])
+                                 for row in paginated(request, rows, services.base_url(request))])
 
 
 async def get_user(services: Services, request: IRequest, allowed: Allowed,
