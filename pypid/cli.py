@@ -156,6 +156,26 @@ def _group_deploy_token_create(registry: Registry, args: argparse.Namespace) -> 
     return f"{username} {secret}"
 
 
+def _rule_create(registry: Registry, args: argparse.Namespace) -> str:
+    project = registry.project(args.project)
+    row = registry.set_protection_rule(project["id"], None, args.pattern, args.push,
+                                       args.delete)
+    return str(row["id"])
+
+
+def _rule_list(registry: Registry, args: argparse.Namespace) -> str:
+    rows = registry.protection_rules(registry.project(args.project)["id"])
+    if args.json:
+        return json.dumps(rows, indent=2)
+    return _table(rows, ["id", "package_name_pattern", "minimum_access_level_for_push",
+                         "minimum_access_level_for_delete"])
+
+
+def _rule_delete(registry: Registry, args: argparse.Namespace) -> str:
+    row = registry.delete_protection_rule(registry.project(args.project)["id"], args.rule_id)
+    return f"deleted protection rule {row['id']} ({row['package_name_pattern']})"
+
+
 def _token_create(registry: Registry, args: argparse.Namespace) -> str:
     _, secret = registry.create_token(args.user, args.scopes, args.name, args.expires_at)
     return secret
@@ -324,6 +344,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name")
     sub.add_argument("--expires-at", metavar="YYYY-MM-DD")
 
+    rules = groups.add_parser(
+        "protection-rule", help="package protection rules (who may push or delete which "
+                                "names)").add_subparsers(dest="command", required=True)
+    sub = command(rules, "create", _rule_create, "protect package names; prints the rule id")
+    sub.add_argument("project", metavar="PROJECT")
+    sub.add_argument("pattern", metavar="PATTERN", help="package name, '*' as a wildcard")
+    sub.add_argument("--push", choices=["maintainer", "owner", "admin"],
+                     help="the least role that may upload matching packages")
+    sub.add_argument("--delete", choices=["maintainer", "owner", "admin"],
+                     help="the least role that may delete them")
+    sub = command(rules, "list", _rule_list, "list a project's rules")
+    sub.add_argument("project", metavar="PROJECT")
+    sub.add_argument("--json", action="store_true")
+    sub = command(rules, "delete", _rule_delete, "delete a rule")
+    sub.add_argument("project", metavar="PROJECT")
+    sub.add_argument("rule_id", metavar="RULE_ID", type=int)
+
     sub = groups.add_parser("fsck", help="check (and with --repair fix) rows against blobs")
     sub.set_defaults(handler=_fsck, command="fsck")
     sub.add_argument("--repair", action="store_true",
@@ -424,6 +461,9 @@ _AUDITED: dict[tuple[str, ...], tuple[str, tuple[str, ...]]] = {
     ("package", "yank"): ("yank", ("project", "package", "version", "file", "reason")),
     ("package", "unyank"): ("unyank", ("project", "package", "version", "file")),
     ("fsck", "fsck"): ("fsck", ("repair", "grace")),
+    ("protection-rule", "create"): ("protection_rule_create",
+                                    ("project", "pattern", "push", "delete")),
+    ("protection-rule", "delete"): ("protection_rule_delete", ("project", "rule_id")),
 }
 
 

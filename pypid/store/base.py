@@ -34,6 +34,14 @@ class WriteRefused(StoreError):
         self.refusal = refused
 
 
+class Protected(WriteRefused):
+    """A package protection rule refuses the push or delete; the message names it."""
+
+    def __init__(self, message: str) -> None:
+        StoreError.__init__(self, message)
+        self.refusal = Refusal.forbidden
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -5,6 +5,7 @@ the admin CLI). A mixin of Registry.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -12,9 +13,10 @@ from typing import Any
 
 import sqlite_utils
 
-from pypid.domain import tokens
+from pypid.domain import protection, tokens
 from pypid.domain.access import Action, Principal, ProjectAccess, may
-from pypid.store.base import Invalid, NotFound
+from pypid.store.base import Conflict, Invalid, NotFound, Protected
+from pypid.store.upstream_rows import UNCHANGED
 
 Row = dict[str, Any]
 
@@ -29,6 +31,7 @@ class ProjectQueries:
     lineage: Callable[[int | None], tuple[int, ...]]
     project_access: Callable[[Row, Principal | None], ProjectAccess]
     _check_visibility: Callable[[str], None]
+    _insert: Callable[[str, dict[str, Any]], int]
 
     def readable_projects(self, principal: Principal | None,
                           search: str | None = None) -> list[Row]:
@@ -90,6 +93,85 @@ class ProjectQueries:
             f"ON j.id = p.project_id WHERE p.project_id IN ({marks}) ORDER BY p.id "
             "LIMIT ? OFFSET ?", (*project_ids, per_page, (page - 1) * per_page)))
         return rows, int(total["n"]) if total else 0
+
+    # -- package protection rules ---------------------------------------------------------
+
+    def protection_rules(self, project_id: int) -> list[Row]:
+        return list(self.db.query(
+            "SELECT * FROM package_protection_rules WHERE project_id = ? ORDER BY id",
+            (project_id,)))
+
+    def protection_rule(self, project_id: int, rule_id: int) -> Row:
+        row = self._one("SELECT * FROM package_protection_rules WHERE project_id = ? AND "
+                        "id = ?", (project_id, rule_id))
+        if row is None:
+            raise NotFound("Package Protection Rule Not Found")
+        return row
+
+    def set_protection_rule(self, project_id: int, rule_id: int | None, pattern: Any,
+                            push: Any, delete: Any) -> Row:
+        """Create (rule_id None) or change a rule; UNCHANGED values stay as they are."""
+        current = self.protection_rule(project_id, rule_id) if rule_id is not None else {
+            "package_name_pattern": None, "minimum_access_level_for_push": None,
+            "minimum_access_level_for_delete": None}
+        values = {
+            "package_name_pattern": current["package_name_pattern"] if pattern is UNCHANGED
+            else pattern,
+            "minimum_access_level_for_push": current["minimum_access_level_for_push"]
+            if push is UNCHANGED else push,
+            "minimum_access_level_for_delete": current["minimum_access_level_for_delete"]
+            if delete is UNCHANGED else delete}
+        try:
+            protection.check_pattern(values["package_name_pattern"])
+            protection.check_level("minimum_access_level_for_push",
+                                   values["minimum_access_level_for_push"])
+            protection.check_level("minimum_access_level_for_delete",
+                                   values["minimum_access_level_for_delete"])
+        except protection.RuleError as error:
+            raise Invalid(str(error)) from None
+        if values["minimum_access_level_for_push"] is None and \
+                values["minimum_access_level_for_delete"] is None:
+            raise Invalid("a rule needs minimum_access_level_for_push or "
+                          "minimum_access_level_for_delete")
+        try:
+            with self.write():
+                if rule_id is None:
+                    rule_id = self._insert("package_protection_rules",
+                                           {"project_id": project_id, "package_type": "pypi",
+                                            **values})
+                else:
+                    self.db.execute(
+                        "UPDATE package_protection_rules SET package_name_pattern = ?, "
+                        "minimum_access_level_for_push = ?, "
+                        "minimum_access_level_for_delete = ? WHERE id = ?",
+                        (*values.values(), rule_id))
+        except sqlite3.IntegrityError:
+            raise Conflict("a rule for this package_name_pattern already exists") from None
+        return self.protection_rule(project_id, rule_id)
+
+    def delete_protection_rule(self, project_id: int, rule_id: int) -> Row:
+        row = self.protection_rule(project_id, rule_id)
+        with self.write():
+            self.db.execute("DELETE FROM package_protection_rules WHERE id = ?", (rule_id,))
+        return row
+
+    def check_protection(self, project: Row, name: str, principal: Principal | None,
+                         what: str) -> None:
+        """Raise Protected if a rule of the project keeps principal from pushing (what
+        "push") or deleting ("delete") package name (normalized). Read in the caller's
+        transaction, so that a rule made a moment ago counts."""
+        rows = self.protection_rules(project["id"])
+        if not rows or principal is None:
+            return
+        rules = [protection.Rule(row["id"], row["package_name_pattern"],
+                                 row["minimum_access_level_for_push"],
+                                 row["minimum_access_level_for_delete"]) for row in rows]
+        role = None
+        if principal.user_id is not None and not principal.is_admin:
+            role = self.project_access(project, principal).role
+        rule = protection.refusing_rule(rules, name, principal, role, what)
+        if rule is not None:
+            raise Protected(protection.reason(rule, what))
 
     # -- members ---------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from pypid.store.base import (
     Conflict,
     Invalid,
     NotFound,
+    Protected,
     StoreError,
     WriteRefused,
     timestamp,
@@ -460,6 +461,7 @@ class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries
         project["group_ids"] = self.lineage(project["group_id"])
         if writer is not None:
             self._check_writer(project, writer)
+        self.check_protection(project, dist.name, writer, "push")
         now = timestamp(self._now())
         key = version_key(dist.version)
         if project["duplicates"] == "deny" and self._one(
@@ -666,5 +668,5 @@ class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries
 
 
 # Where the rest of pypid imports the store's refusals and clock from.
-__all__ = ["Conflict", "FileRecord", "Invalid", "NewFile", "NotFound", "Registry", "Row",
-           "StoreError", "WriteRefused", "timestamp", "utc_now"]
+__all__ = ["Conflict", "FileRecord", "Invalid", "NewFile", "NotFound", "Protected", "Registry",
+           "Row", "StoreError", "WriteRefused", "timestamp", "utc_now"]

@@ -11,6 +11,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from pypid.blobs.guard import BlobGuard
+from pypid.domain.access import Principal
 from pypid.interfaces import IBlobStore
 from pypid.publish import remove_unreferenced
 from pypid.store.registry import PYPI_METADATA_FIELDS, Registry, Row
@@ -98,7 +99,8 @@ async def delete_package(
 ) -> bytes:
     project, principal = _project(allowed), allowed.principal
     package = await services.store(
-        _delete_package, services.blobs, services.publisher.guard, project["id"], package_id)
+        _delete_package, services.blobs, services.publisher.guard, project["id"], package_id,
+        principal)
     services.caches.project_changed(project["id"])
     log.info("{user} deleted package {name} {version} of project {project}",
              user=principal.name if principal else None, name=package["name"],
@@ -115,7 +117,7 @@ async def delete_file(
     project, principal = _project(allowed), allowed.principal
     row = await services.store(
         _delete_file, services.blobs, services.publisher.guard, project["id"], package_id,
-        file_id)
+        file_id, principal)
     services.caches.project_changed(project["id"])
     log.info("{user} deleted file {filename} of project {project}",
              user=principal.name if principal else None, filename=row["filename"],
@@ -177,9 +179,19 @@ async def put_settings(services: Services, request: IRequest, allowed: Allowed) 
     return json_answer(request, _settings_json(project))
 
 
+def _check_delete(registry: Registry, project_id: int, package_id: int,
+                  principal: Principal | None) -> None:
+    """A package protection rule may keep the principal from deleting the package."""
+    package = registry.package(project_id, package_id)
+    registry.check_protection(registry.project(project_id), package["name"], principal,
+                              "delete")
+
+
 def _delete_package(
-    registry: Registry, blobs: IBlobStore, guard: BlobGuard, project_id: int, package_id: int
+    registry: Registry, blobs: IBlobStore, guard: BlobGuard, project_id: int, package_id: int,
+    principal: Principal | None,
 ) -> Row:
+    _check_delete(registry, project_id, package_id, principal)
     package, keys = registry.delete_package(project_id, package_id)
     remove_unreferenced(registry, blobs, guard, keys)
     return package
@@ -187,8 +199,9 @@ def _delete_package(
 
 def _delete_file(
     registry: Registry, blobs: IBlobStore, guard: BlobGuard, project_id: int, package_id: int,
-    file_id: int,
+    file_id: int, principal: Principal | None,
 ) -> Row:
+    _check_delete(registry, project_id, package_id, principal)
     row, keys = registry.delete_file(project_id, package_id, file_id)
     remove_unreferenced(registry, blobs, guard, keys)
     return row

@@ -24,7 +24,7 @@ from pypid.caches import Table
 from pypid.domain.access import Action
 from pypid.domain.names import BadName, is_normalized, normalize_package_name
 from pypid.publish import UploadRefused
-from pypid.store.registry import Registry, Row, WriteRefused
+from pypid.store.registry import Protected, Registry, Row, WriteRefused
 from pypid.web import files, proxied, simple, wire
 from pypid.web.errors import HTTPError, for_refusal
 from pypid.web.gate import Allowed
@@ -62,6 +62,8 @@ async def upload(services: Services, request: IRequest, allowed: Allowed) -> byt
             )
         except UploadRefused as error:
             raise HTTPError(error.code, str(error)) from None
+        except Protected as error:
+            raise HTTPError(403, f"Forbidden: {error}") from None
         except WriteRefused as error:
             # What the upload's own transaction read (a token revoked, a role or setting
             # changed since the gate looked at its caches) decides.

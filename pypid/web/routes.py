@@ -24,6 +24,7 @@ from pypid.web import (
     health,
     packages_api,
     projects_api,
+    protection_api,
     pypi,
     users_api,
 )
@@ -103,6 +104,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              packages_api.get_settings),
     Endpoint("put_settings", ("PUT",), PROJECT + "/packages/settings", Action.delete,
              packages_api.put_settings),
+    # Package protection rules (maintainers).
+    Endpoint("list_protection_rules", GET, PROJECT + "/packages/protection/rules",
+             Action.delete, protection_api.list_rules, packages=False),
+    Endpoint("create_protection_rule", POST, PROJECT + "/packages/protection/rules",
+             Action.delete, protection_api.create_rule, packages=False),
+    Endpoint("update_protection_rule", ("PATCH",),
+             PROJECT + "/packages/protection/rules/<int:rule_id>", Action.delete,
+             protection_api.update_rule, packages=False),
+    Endpoint("delete_protection_rule", DELETE,
+             PROJECT + "/packages/protection/rules/<int:rule_id>", Action.delete,
+             protection_api.delete_rule, packages=False),
     # Projects, members and deploy tokens (GitLab's REST API). Action.delete stands for
     # what maintainers may do; deleting a project also needs an owner (projects_api).
     Endpoint("list_projects", GET, API + "/projects", Action.read,

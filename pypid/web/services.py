@@ -17,7 +17,7 @@ from pypid.caches import Caches
 from pypid.domain.access import Principal
 from pypid.interfaces import IBlobStore
 from pypid.publish import Publisher
-from pypid.store.registry import Conflict, NotFound, Row, StoreError
+from pypid.store.registry import Conflict, NotFound, Protected, Row, StoreError
 from pypid.upstream.proxy import Upstream
 from pypid.upstream.settings import Layer
 from pypid.web.errors import HTTPError
@@ -62,6 +62,8 @@ class Services:
             return await self.run_db(function, *args)
         except NotFound as error:
             raise HTTPError(404, str(error)) from None
+        except Protected as error:  # a package protection rule: 403, naming the rule
+            raise HTTPError(403, f"Forbidden: {error}") from None
         except Conflict as error:  # GitLab's 409: the name is taken, and the like
             raise HTTPError(409, f"Conflict - {error}") from None
         except StoreError as error:

@@ -191,3 +191,47 @@ def _basic(username: str, secret: str) -> str:
     import base64
 
     return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()
+
+
+def test_package_protection_rules(daemon: Daemon, admin: gitlab.Gitlab, tmp_path: Path) -> None:
+    """A rule keeps developers and deploy tokens from pushing protected names (403 naming
+    the rule) and maintainers from deleting where the rule says owner; others are free."""
+    dave = admin.users.create({"username": "dave"})
+    group = admin.groups.create({"name": "safe", "path": "safe"})
+    project = admin.projects.create({"name": "lib", "namespace_id": group.id})
+    project.members.create({"user_id": dave.id, "access_level": 30})
+    token = dave.personal_access_tokens.create({"name": "t", "scopes": ["api"]}).token
+    rule = project.package_protection_rules.create({
+        "package_name_pattern": "Safe_*", "package_type": "pypi",
+        "minimum_access_level_for_push": "maintainer"})
+    assert rule.minimum_access_level_for_push == "maintainer"
+    output = twine_upload(daemon, project.id, token, wheel(tmp_path, "safe-core", "1.0"),
+                          check=False)
+    assert "403" in output and f"protection rule {rule.id}" in output
+    twine_upload(daemon, project.id, token, wheel(tmp_path, "other", "1.0"))  # not protected
+    twine_upload(daemon, project.id, daemon.token, wheel(tmp_path, "safe-core", "1.0"))
+    deploy = project.deploytokens.create({"name": "ci", "scopes": ["write_package_registry"]})
+    result = run([str(BIN / "twine"), "upload", "--non-interactive", "--disable-progress-bar",
+                  "--repository-url", f"{daemon.url}/api/v4/projects/{project.id}/packages/pypi",
+                  "-u", deploy.username, "-p", deploy.token,
+                  str(wheel(tmp_path, "safe-core", "2.0"))], check=False)
+    assert "403" in result.stdout + result.stderr
+    rule.minimum_access_level_for_delete = "owner"
+    rule.save()
+    assert [r.minimum_access_level_for_delete for r in
+            project.package_protection_rules.list(get_all=True)] == ["owner"]
+    member = project.members.get(dave.id)
+    member.access_level = 40
+    member.save()
+    maintainer = as_user(daemon, token).projects.get(project.id)
+    safe = maintainer.packages.list(package_name="safe-core", get_all=True)[0]
+    with pytest.raises(gitlab.GitlabDeleteError) as refused:
+        maintainer.packages.delete(safe.id)
+    assert refused.value.response_code == 403 and "protection rule" in str(refused.value)
+    project.package_protection_rules.delete(rule.id)
+    maintainer.packages.delete(safe.id)
+    with pytest.raises(gitlab.GitlabCreateError) as bad:
+        project.package_protection_rules.create({
+            "package_name_pattern": "x y", "package_type": "pypi",
+            "minimum_access_level_for_push": "maintainer"})
+    assert bad.value.response_code == 400

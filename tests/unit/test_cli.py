@@ -186,3 +186,22 @@ def test_group_commands(capsys: pytest.CaptureFixture[str], data_dir: Path) -> N
                    "group_deploy_token_create", "settings", "group_settings"):
         assert action in actions
     assert secret not in (data_dir / "audit.log").read_text()
+
+
+def test_protection_rules(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    """protection-rule create/list/delete; bad patterns and levels are one line."""
+    run(capsys, data_dir, "project", "create", "acme/tools")
+    code, out, _ = run(capsys, data_dir, "protection-rule", "create", "acme/tools", "acme-*",
+                       "--push", "owner")
+    assert code == 0 and out.strip() == "1"
+    assert "acme-*" in run(capsys, data_dir, "protection-rule", "list", "acme/tools")[1]
+    code, _, err = run(capsys, data_dir, "protection-rule", "create", "acme/tools", "a b",
+                       "--push", "owner")
+    assert code == 1 and err.count("\n") == 1 and "package_name_pattern" in err
+    code, _, err = run(capsys, data_dir, "protection-rule", "create", "acme/tools", "x*")
+    assert code == 1 and "minimum_access_level" in err
+    code, _, err = run(capsys, data_dir, "protection-rule", "create", "acme/tools", "acme-*",
+                       "--push", "admin")
+    assert code == 1 and "already exists" in err
+    assert run(capsys, data_dir, "protection-rule", "delete", "acme/tools", "1")[0] == 0
+    assert run(capsys, data_dir, "protection-rule", "delete", "acme/tools", "1")[0] == 1

@@ -96,6 +96,16 @@ SAMPLES: dict[str, list[Sample]] = {
                                    b'{"name": "ci", "scopes": ["read_package_registry"], '
                                    b'"username": "ci-bot"}')],
     "revoke_deploy_token": [Sample("DELETE", "/api/v4/projects/{p}/deploy_tokens/99999")],
+    # Package protection rules.
+    "list_protection_rules": [Sample("GET", "/api/v4/projects/{p}/packages/protection/rules")],
+    "create_protection_rule": [Sample("POST", "/api/v4/projects/{p}/packages/protection/rules",
+                                      b'{"package_name_pattern": "pkg*", "package_type": '
+                                      b'"pypi", "minimum_access_level_for_push": "owner"}')],
+    "update_protection_rule": [Sample("PATCH",
+                                      "/api/v4/projects/{p}/packages/protection/rules/1",
+                                      b'{"minimum_access_level_for_delete": "admin"}')],
+    "delete_protection_rule": [Sample("DELETE",
+                                      "/api/v4/projects/{p}/packages/protection/rules/99999")],
     # Groups.
     "list_groups": [Sample("GET", "/api/v4/groups")],
     "create_group": [Sample("POST", "/api/v4/groups", b'{"path": "sub", "parent_id": 1}'),

@@ -44,3 +44,16 @@ CREATE TABLE pypi_metadata (
     metadata_version TEXT,
     required_python TEXT
 );
+
+-- GitLab's package protection rules: who may push or delete packages whose name matches.
+CREATE TABLE package_protection_rules (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    package_name_pattern TEXT NOT NULL,
+    package_type TEXT NOT NULL DEFAULT 'pypi' CHECK (package_type = 'pypi'),
+    minimum_access_level_for_push TEXT
+        CHECK (minimum_access_level_for_push IN ('maintainer', 'owner', 'admin')),
+    minimum_access_level_for_delete TEXT
+        CHECK (minimum_access_level_for_delete IN ('maintainer', 'owner', 'admin')),
+    UNIQUE (project_id, package_name_pattern)
+);
