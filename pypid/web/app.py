@@ -86,7 +86,7 @@ class RegistryApp:
             try:
                 allowed = await self.gate.resolve(request, arguments.pop("ref", None),
                                                   endpoint.action, endpoint.target,
-                                                  endpoint.packages)
+                                                  endpoint.registry)
             except BaseException:
                 request.content.close()  # a refused upload's streamed body is dropped
                 raise

@@ -120,15 +120,19 @@ class Gate:
     # -- everything else ---------------------------------------------------------------
 
     async def resolve(self, request: IRequest, ref: str | None, action: Action,
-                      target: str = PROJECT, packages: bool = True) -> Allowed:
-        """Who and what, or the refusal (HTTPError) every lane gives. packages: an
-        endpoint of the project's package registry, refused while its switch is off."""
+                      target: str = PROJECT, registry: bool = True) -> Allowed:
+        """Who and what, or the refusal (HTTPError) every lane gives. registry: an
+        endpoint of the package registry (see routes.Endpoint.registry)."""
         principal = await self.principal(request)
-        if target in (USER, ADMIN):
+        if target in (USER, ADMIN) or (not registry and principal is not None):
+            # GitLab checks a token's scopes before it looks for anything: an account
+            # endpoint, or a REST endpoint of a project or group, needs api (or read_api
+            # to read), never a deploy token.
             refused = account_refusal(principal, action, target == ADMIN)
             if refused is not None:
                 raise for_account_refusal(refused, principal, action)
-            return Allowed(None, principal)
+            if target in (USER, ADMIN):
+                return Allowed(None, principal)
         if ref is None:
             return Allowed(None, principal)
         if target == GROUP:
@@ -139,7 +143,7 @@ class Gate:
         if refused is not None:
             raise for_refusal(refused, principal, action)
         assert project is not None
-        if packages and not project["packages_enabled"]:
+        if registry and not project["packages_enabled"]:
             # GitLab's read_package is prevented while packages are off: 403 for whoever
             # may see the project (the rest got their 401/404 above).
             raise HTTPError(403, "Forbidden: the project's package registry is turned off "
