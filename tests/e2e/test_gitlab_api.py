@@ -3,6 +3,7 @@ for) against the real daemon: every call through python-gitlab's own objects."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,14 @@ def test_an_admin_sets_up_a_team_and_the_team_publishes(
     maintained.get(one.id).package_files.delete(files[0].id)
     maintained.delete(by_version[1].id)
     assert [p.version for p in packages.list(package_name="alpha", get_all=True)] == ["1.0"]
+    audited = [json.loads(line) for line in
+               (daemon.data_dir / "audit.log").read_text().splitlines()]
+    actions = {entry["action"] for entry in audited}
+    assert {"user_create", "group_create", "project_create", "member_add", "token_create",
+            "project_deploy_token_create", "token_rotate", "upload", "delete_file",
+            "delete_package"} <= actions
+    assert not any(own.token in line or token.token in line or deploy.token in line
+                   for line in (daemon.data_dir / "audit.log").read_text().splitlines())
 
 
 def test_the_packages_switch(daemon: Daemon, admin: gitlab.Gitlab, tmp_path: Path) -> None:
