@@ -14,7 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from pypid.domain import tokens
-from pypid.store.base import Conflict, Invalid, NotFound, timestamp
+from pypid.store.base import Conflict, Invalid, NotFound, timestamp, update_columns
 
 Row = dict[str, Any]
 ROTATED_LIFETIME = timedelta(days=7)  # GitLab's default expiry of a rotated token
@@ -76,10 +76,8 @@ class AccountQueries:
         if admin is not None:
             changes["is_admin"] = int(admin)
         if changes:
-            assignments = ", ".join(f"{column} = ?" for column in changes)
             with self.write():
-                self.db.execute(f"UPDATE users SET {assignments} WHERE id = ?",  # noqa: S608
-                                (*changes.values(), user["id"]))
+                update_columns(self.db, "users", user["id"], changes)
         return self.user_by_id(user_id)
 
     def delete_user(self, user_id: int) -> Row:

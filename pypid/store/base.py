@@ -6,6 +6,7 @@ Registry re-exports them, which is where the rest of pypid imports them from.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pypid.domain.access import Refusal
 
@@ -40,6 +41,16 @@ class Protected(WriteRefused):
     def __init__(self, message: str) -> None:
         StoreError.__init__(self, message)
         self.refusal = Refusal.forbidden
+
+
+def update_columns(db: Any, table: str, row_id: int, changes: dict[str, Any]) -> None:
+    """UPDATE table SET each changed column WHERE id = row_id, inside the caller's
+    transaction; nothing when nothing changes. table and the column names are the store's
+    own, never a client's."""
+    if changes:
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?",  # noqa: S608
+                   (*changes.values(), row_id))
 
 
 def utc_now() -> datetime:

@@ -15,7 +15,7 @@ import sqlite_utils
 
 from pypid.domain import protection, tokens
 from pypid.domain.access import Action, Principal, ProjectAccess, may
-from pypid.store.base import Conflict, Invalid, NotFound, Protected
+from pypid.store.base import Conflict, Invalid, NotFound, Protected, update_columns
 from pypid.store.upstream_rows import UNCHANGED
 
 Row = dict[str, Any]
@@ -63,10 +63,8 @@ class ProjectQueries:
         if packages_enabled is not None:
             changes["packages_enabled"] = int(packages_enabled)
         if changes:
-            assignments = ", ".join(f"{column} = ?" for column in changes)
             with self.write():
-                self.db.execute(f"UPDATE projects SET {assignments} WHERE id = ?",  # noqa: S608
-                                (*changes.values(), project["id"]))
+                update_columns(self.db, "projects", project["id"], changes)
         return self.project(project["id"])
 
     def delete_project(self, reference: str | int) -> Row:

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from pypid.store.base import Invalid, timestamp
+from pypid.store.base import Invalid, timestamp, update_columns
 from pypid.upstream.settings import (
     Layer,
     SettingError,
@@ -67,10 +67,8 @@ class UpstreamQueries:
             raise Invalid(str(error)) from None
         row = self.project(reference) if table == "projects" else self.group(reference)
         if changes:
-            assignments = ", ".join(f"{column} = ?" for column in changes)
             with self.write():
-                self.db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?",  # noqa: S608
-                                (*changes.values(), row["id"]))
+                update_columns(self.db, table, row["id"], changes)
         return self._one(f"SELECT * FROM {table} WHERE id = ?", (row["id"],)) or {}  # noqa: S608
 
     def group_layers(self, group_id: int) -> list[Layer]:
