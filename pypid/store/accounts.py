@@ -14,6 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from pypid.domain import tokens
+from pypid.domain.access import Principal
 from pypid.store.base import Conflict, Invalid, NotFound, timestamp, update_columns
 
 Row = dict[str, Any]
@@ -136,6 +137,54 @@ class AccountQueries:
         return self.token_row(new_id), secret
 
 
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+class SessionQueries:
+    """Web sessions (pypid.web.pages): made by signing in with a personal access token,
+    ended by signing out, by their expiry, or with their token."""
+
+    db: sqlite_utils.Database
+    _now: Callable[[], datetime]
+    _one: Callable[..., Row | None]
+    _insert: Callable[[str, dict[str, Any]], int]
+    write: Callable[[], AbstractContextManager[Any]]
+
+    def create_session(self, token_id: int) -> tuple[str, str]:
+        """A new session for a (checked) token; returns (cookie secret, CSRF token)."""
+        secret, csrf = tokens.new_secret("pses-"), tokens.new_secret("")
+        now = self._now()
+        with self.write():
+            self.db.execute("DELETE FROM web_sessions WHERE expires_at < ?", (timestamp(now),))
+            self._insert("web_sessions", {
+                "digest": tokens.digest(secret), "token_id": token_id, "csrf": csrf,
+                "created_at": timestamp(now),
+                "expires_at": timestamp(now + SESSION_LIFETIME)})
+        return secret, csrf
+
+    def session(self, secret: str) -> tuple[Principal, str] | None:
+        """The principal a session speaks for and its CSRF token, while the session and
+        its token are good (the token not revoked or expired, its user not blocked)."""
+        now = self._now()
+        row = self._one(
+            "SELECT s.csrf, s.expires_at AS session_expires, t.id, t.scopes, t.expires_at, "
+            "u.id AS user_id, u.username, u.is_admin FROM web_sessions s "
+            "JOIN personal_access_tokens t ON t.id = s.token_id JOIN users u "
+            "ON u.id = t.user_id WHERE s.digest = ? AND t.revoked = 0 AND u.state = 'active'",
+            (tokens.digest(secret),))
+        if row is None or row["session_expires"] < timestamp(now) or tokens.is_expired(
+                row["expires_at"], now):
+            return None
+        return Principal(name=row["username"], scopes=frozenset(row["scopes"].split(",")),
+                         user_id=row["user_id"], is_admin=bool(row["is_admin"]),
+                         token_id=row["id"], expires_at=row["expires_at"]), row["csrf"]
+
+    def end_session(self, secret: str) -> None:
+        with self.write():
+            self.db.execute("DELETE FROM web_sessions WHERE digest = ?",
+                            (tokens.digest(secret),))
+
+
 def _text(field: str, value: str) -> str:
     if not value.strip() or len(value) > 255 or any(
             ord(char) < 32 or ord(char) == 127 for char in value):
@@ -143,4 +192,4 @@ def _text(field: str, value: str) -> str:
     return value
 
 
-__all__ = ["USER_STATES", "AccountQueries"]
+__all__ = ["USER_STATES", "AccountQueries", "SessionQueries"]

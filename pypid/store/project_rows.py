@@ -92,6 +92,33 @@ class ProjectQueries:
             "LIMIT ? OFFSET ?", (*project_ids, per_page, (page - 1) * per_page)))
         return rows, int(total["n"]) if total else 0
 
+    # -- what the web pages read ------------------------------------------------------------
+
+    def package_counts(self, project_ids: list[int]) -> dict[int, int]:
+        """Package names with files, per project."""
+        if not project_ids:
+            return {}
+        marks = ", ".join("?" * len(project_ids))
+        return {int(row["project_id"]): int(row["n"]) for row in self.db.query(
+            "SELECT p.project_id, COUNT(DISTINCT p.name) AS n FROM packages p "  # noqa: S608
+            f"WHERE p.project_id IN ({marks}) AND EXISTS (SELECT 1 FROM package_files f "
+            "WHERE f.package_id = p.id) GROUP BY p.project_id", tuple(project_ids))}
+
+    def package_versions(self, project_id: int, name: str) -> list[Row]:
+        """Every version of a package name (that has files), oldest first."""
+        return list(self.db.query(
+            "SELECT p.id, p.version, p.version_key, p.display_name, MAX(f.upload_time) AS "
+            "uploaded FROM packages p JOIN package_files f ON f.package_id = p.id "
+            "WHERE p.project_id = ? AND p.name = ? GROUP BY p.id ORDER BY p.id",
+            (project_id, name)))
+
+    def package_summaries(self, project_id: int) -> list[Row]:
+        """Per package name with files: its versions' ids, versions and last upload."""
+        return list(self.db.query(
+            "SELECT p.name, p.display_name, p.id, p.version, MAX(f.upload_time) AS uploaded "
+            "FROM packages p JOIN package_files f ON f.package_id = p.id "
+            "WHERE p.project_id = ? GROUP BY p.id ORDER BY p.name, p.id", (project_id,)))
+
     # -- package protection rules ---------------------------------------------------------
 
     def protection_rules(self, project_id: int) -> list[Row]:

@@ -32,7 +32,7 @@ from pypid.domain.names import (
     validate_user_name,
     version_key,
 )
-from pypid.store.accounts import AccountQueries
+from pypid.store.accounts import AccountQueries, SessionQueries
 from pypid.store.base import (
     Conflict,
     Invalid,
@@ -90,7 +90,8 @@ def _usable(row: Row, secret: str, now: datetime) -> bool:
         row["token_digest"], secret)
 
 
-class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries):
+class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries,
+               SessionQueries):
     def __init__(self, db: sqlite_utils.Database, now: Callable[[], datetime] = utc_now) -> None:
         self.db = db
         self._now = now

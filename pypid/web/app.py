@@ -24,7 +24,7 @@ from pypid.interfaces import IAuthenticator, IBlobStore
 from pypid.publish import Publisher
 from pypid.upstream.proxy import Upstream
 from pypid.upstream.settings import Layer
-from pypid.web.errors import answer_failure
+from pypid.web.errors import HTTPError, answer_failure
 from pypid.web.gate import Allowed, Gate
 from pypid.web.metrics import Metrics
 from pypid.web.ratelimit import FailedAuthLimiter
@@ -86,9 +86,18 @@ class RegistryApp:
             try:
                 allowed = await self.gate.resolve(request, arguments.pop("ref", None),
                                                   endpoint.action, endpoint.target,
-                                                  endpoint.registry)
-            except BaseException:
+                                                  endpoint.registry, endpoint.session)
+            except HTTPError as error:
                 request.content.close()  # a refused upload's streamed body is dropped
+                if error.code == 401 and endpoint.session:
+                    # A page asks an anonymous visitor to sign in (GitLab's redirect), for
+                    # a private project and a missing one alike.
+                    request.setResponseCode(303)
+                    request.setHeader(b"Location", b"/users/sign_in")
+                    return b""
+                raise
+            except BaseException:
+                request.content.close()
                 raise
         return await endpoint.handler(self.services, request, allowed, **arguments)
 

@@ -46,12 +46,14 @@ class Allowed(NamedTuple):
     principal: Principal | None
     group: Row | None = None
     readable: tuple[int, ...] = ()
+    csrf: str | None = None  # a web page's visitor signed in with a session: its CSRF token
 
 
 PROJECT = "project"
 GROUP = "group"
 USER = "user"  # any signed-in user (GitLab's /user, /users, /personal_access_tokens)
 ADMIN = "admin"  # administrators only
+SESSION_COOKIE = b"pypid_session"
 
 
 def client_address(request: IRequest) -> str:
@@ -120,10 +122,37 @@ class Gate:
     # -- everything else ---------------------------------------------------------------
 
     async def resolve(self, request: IRequest, ref: str | None, action: Action,
-                      target: str = PROJECT, registry: bool = True) -> Allowed:
+                      target: str = PROJECT, registry: bool = True,
+                      session: bool = False) -> Allowed:
         """Who and what, or the refusal (HTTPError) every lane gives. registry: an
-        endpoint of the package registry (see routes.Endpoint.registry)."""
+        endpoint of the package registry (see routes.Endpoint.registry); session: a web
+        page, where a signed-in visitor's session cookie speaks for them too."""
         principal = await self.principal(request)
+        csrf = None
+        if principal is None and session:
+            signed_in = await self.session(request)
+            if signed_in is not None:
+                principal, csrf = signed_in
+        allowed = await self._resolve(principal, ref, action, target, registry)
+        return allowed if csrf is None else allowed._replace(csrf=csrf)
+
+    async def session(self, request: IRequest) -> tuple[Principal, str] | None:
+        """The principal and CSRF token of the request's session cookie, if it is good."""
+        secret = request.getCookie(SESSION_COOKIE)
+        if not secret or len(secret) > 100:
+            return None
+        text = secret.decode("ascii", "replace")
+
+        async def load() -> tuple[Principal, str] | None:
+            found: tuple[Principal, str] | None = await self._run_db(Registry.session, text)
+            return found
+
+        found: tuple[Principal, str] | None = await self._caches.fill(
+            lambda: self._caches.principals, ("session", text), load)
+        return found
+
+    async def _resolve(self, principal: Principal | None, ref: str | None, action: Action,
+                       target: str, registry: bool) -> Allowed:
         if target in (USER, ADMIN) or (not registry and principal is not None):
             # GitLab checks a token's scopes before it looks for anything: an account
             # endpoint, or a REST endpoint of a project or group, needs api (or read_api

@@ -97,8 +97,15 @@ async def package_files(
 async def delete_package(
     services: Services, request: IRequest, allowed: Allowed, package_id: int
 ) -> bytes:
-    project, principal = _project(allowed), allowed.principal
-    package = await services.store(
+    await remove_package(services, request, _project(allowed), allowed.principal, package_id)
+    request.setResponseCode(204)
+    return b""
+
+
+async def remove_package(services: Services, request: IRequest, project: Row,
+                         principal: Principal | None, package_id: int) -> Row:
+    """Delete a package (a name and version) and its files: the API's and the pages'."""
+    package: Row = await services.store(
         _delete_package, services.blobs, services.publisher.guard, project["id"], package_id,
         principal)
     services.caches.project_changed(project["id"])
@@ -107,15 +114,22 @@ async def delete_package(
              version=package["version"], project=project["path"])
     services.audit(request, principal, "delete_package", project=project["path"],
                    package=package["name"], version=package["version"])
-    request.setResponseCode(204)
-    return b""
+    return package
 
 
 async def delete_file(
     services: Services, request: IRequest, allowed: Allowed, package_id: int, file_id: int
 ) -> bytes:
-    project, principal = _project(allowed), allowed.principal
-    row = await services.store(
+    await remove_file(services, request, _project(allowed), allowed.principal, package_id,
+                      file_id)
+    request.setResponseCode(204)
+    return b""
+
+
+async def remove_file(services: Services, request: IRequest, project: Row,
+                      principal: Principal | None, package_id: int, file_id: int) -> Row:
+    """Delete one file of a package: the API's and the pages'."""
+    row: Row = await services.store(
         _delete_file, services.blobs, services.publisher.guard, project["id"], package_id,
         file_id, principal)
     services.caches.project_changed(project["id"])
@@ -124,8 +138,7 @@ async def delete_file(
              project=project["path"])
     services.audit(request, principal, "delete_file", project=project["path"],
                    filename=row["filename"], sha256=row["sha256"])
-    request.setResponseCode(204)
-    return b""
+    return row
 
 
 async def yank(
@@ -143,23 +156,31 @@ async def unyank(
 async def _set_yanked(
     services: Services, request: IRequest, allowed: Allowed, package_id: int, yanked: bool
 ) -> bytes:
-    project, principal = _project(allowed), allowed.principal
     options = json_body(request)
     reason, filename = options.get("reason"), options.get("file_name")
     if reason is not None and not isinstance(reason, str):
         raise HTTPError(400, "Bad request - reason must be a string")
     if filename is not None and not isinstance(filename, str):
         raise HTTPError(400, "Bad request - file_name must be a string")
-    package = await services.store(Registry.package, project["id"], package_id)
+    await change_yank(services, request, _project(allowed), allowed.principal, package_id,
+                      yanked, reason, filename)
+    rows = await services.run_db(Registry.package_files, package_id)
+    page = paginated(request, rows, services.base_url(request))
+    return json_answer(request, [_file_json(row) for row in page])
+
+
+async def change_yank(services: Services, request: IRequest, project: Row,
+                      principal: Principal | None, package_id: int, yanked: bool,
+                      reason: str | None, filename: str | None = None) -> Row:
+    """Yank (PEP 592) or unyank a release or one of its files: the API's and the pages'."""
+    package: Row = await services.store(Registry.package, project["id"], package_id)
     await services.store(Registry.set_yanked, project["id"], package["name"],
                          package["version"], filename, yanked, reason)
     services.caches.project_changed(project["id"])
     services.audit(request, principal, "yank" if yanked else "unyank",
                    project=project["path"], package=package["name"],
                    version=package["version"], file=filename, reason=reason)
-    rows = await services.run_db(Registry.package_files, package_id)
-    page = paginated(request, rows, services.base_url(request))
-    return json_answer(request, [_file_json(row) for row in page])
+    return package
 
 
 async def get_settings(services: Services, request: IRequest, allowed: Allowed) -> bytes:

@@ -31,11 +31,13 @@ from pypid.web import (
 from pypid.web.gate import ADMIN, USER
 from pypid.web.gate import GROUP as GROUP_TARGET
 from pypid.web.gate import PROJECT as PROJECT_TARGET
+from pypid.web.pages import views
 
 API = "/api/v4"
 PROJECT = "/api/v4/projects/<path:ref>"
 PYPI = PROJECT + "/packages/pypi"
 GROUP = "/api/v4/groups/<path:ref>"
+PAGE = "/<path:ref>/-/packages"  # GitLab's UI path of a project's packages
 GROUP_PYPI = GROUP + "/-/packages/pypi"
 READS = ("GET", "HEAD")
 GET, POST, PUT, DELETE = ("GET",), ("POST",), ("PUT",), ("DELETE",)
@@ -65,6 +67,8 @@ class Endpoint:
     # packages_enabled) is off the gate refuses it with 403. False: the rest of GitLab's
     # REST API (projects, members...), for api and read_api tokens only.
     registry: bool = True
+    # A web page (pypid.web.pages): a session cookie signs its visitor in.
+    session: bool = False
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -171,6 +175,27 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("revoke_group_deploy_token", DELETE, GROUP + "/deploy_tokens/<int:token_id>",
              Action.delete, groups_api.group_deploy_tokens.revoke, target=GROUP_TARGET,
              registry=False),
+    # Web pages, at GitLab's UI paths (a session cookie signs the visitor in).
+    Endpoint("home", READS, "/", Action.read, views.home, session=True),
+    Endpoint("sign_in_form", READS, "/users/sign_in", None, views.sign_in_form),
+    Endpoint("sign_in", POST, "/users/sign_in", None, views.sign_in),
+    Endpoint("sign_out", POST, "/users/sign_out", Action.read, views.sign_out, session=True),
+    Endpoint("packages_page", READS, PAGE, Action.read, views.packages_page, session=True),
+    Endpoint("package_page", READS, PAGE + "/<int:package_id>", Action.read,
+             views.package_page, session=True),
+    Endpoint("yank_page", POST, PAGE + "/<int:package_id>/yank", Action.delete, views.yank,
+             session=True),
+    Endpoint("unyank_page", POST, PAGE + "/<int:package_id>/unyank", Action.delete,
+             views.unyank, session=True),
+    Endpoint("confirm_delete_package", READS, PAGE + "/<int:package_id>/delete",
+             Action.delete, views.confirm_delete_package, session=True),
+    Endpoint("delete_package_page", POST, PAGE + "/<int:package_id>/delete", Action.delete,
+             views.delete_package, session=True),
+    Endpoint("confirm_delete_file", READS,
+             PAGE + "/<int:package_id>/files/<int:file_id>/delete", Action.delete,
+             views.confirm_delete_file, session=True),
+    Endpoint("delete_file_page", POST, PAGE + "/<int:package_id>/files/<int:file_id>/delete",
+             Action.delete, views.delete_file, session=True),
     # Accounts (GitLab's REST API; administrators change users).
     Endpoint("current_user", GET, API + "/user", Action.read, users_api.current_user,
              target=USER),

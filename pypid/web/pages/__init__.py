@@ -1,0 +1,1 @@
+"""The web pages: views (the handlers), render (Jinja2 templates), snippets."""
