@@ -124,6 +124,21 @@ SAMPLES: dict[str, list[Sample]] = {
                                          b'{"name": "ci", "scopes": ["read_package_registry"]'
                                          b', "username": "gci"}')],
     "revoke_group_deploy_token": [Sample("DELETE", "/api/v4/groups/{g}/deploy_tokens/99999")],
+    # Web pages.
+    "home": [Sample("GET", "/")],
+    "sign_in_form": [Sample("GET", "/users/sign_in")],
+    "sign_in": [Sample("POST", "/users/sign_in", b"token=x&csrf_token=y",
+                       (("Content-Type", "application/x-www-form-urlencoded"),))],
+    "sign_out": [Sample("POST", "/users/sign_out", b"csrf_token=y",
+                        (("Content-Type", "application/x-www-form-urlencoded"),))],
+    "packages_page": [Sample("GET", "/{p}/-/packages?search=pk&sort=recent&page=2")],
+    "package_page": [Sample("GET", "/{p}/-/packages/1")],
+    "yank_page": [Sample("POST", "/{p}/-/packages/1/yank", b"csrf_token=forged")],
+    "unyank_page": [Sample("POST", "/{p}/-/packages/1/unyank", b"")],
+    "confirm_delete_package": [Sample("GET", "/{p}/-/packages/1/delete")],
+    "delete_package_page": [Sample("POST", "/{p}/-/packages/1/delete", b"csrf_token=x")],
+    "confirm_delete_file": [Sample("GET", "/{p}/-/packages/1/files/1/delete")],
+    "delete_file_page": [Sample("POST", "/{p}/-/packages/1/files/1/delete", b"")],
     # Accounts.
     "current_user": [Sample("GET", "/api/v4/user")],
     "own_token": [Sample("GET", "/api/v4/personal_access_tokens/self")],
@@ -144,7 +159,7 @@ SAMPLES: dict[str, list[Sample]] = {
                                  b'{"name": "t", "scopes": ["api"]}')],
 }
 # Answers that change from one request to the next by design: compared by status and type.
-CHANGING = {"metrics"}
+CHANGING = {"metrics", "sign_in_form"}  # sign_in_form: a new CSRF cookie each time
 WHO = ("anonymous", "rita", "dev", "mia", "outsider", "deploy-read", "root")
 
 
