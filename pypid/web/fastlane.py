@@ -44,7 +44,8 @@ class FastLane(Resource):
         if endpoint is not None and endpoint.action is not None and (
             endpoint.from_memory is not None or endpoint.direct
         ):
-            allowed = self._gate.peek(request, match.ref, endpoint.action, endpoint.target)
+            allowed = self._gate.peek(request, match.ref, endpoint.action, endpoint.target,
+                                      endpoint.session)
             if allowed is not None:
                 if endpoint.direct:
                     self._app.run_direct(endpoint, request, allowed, dict(match.arguments))

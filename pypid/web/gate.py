@@ -75,7 +75,7 @@ class Gate:
     # -- memory only -------------------------------------------------------------------
 
     def peek(self, request: IRequest, ref: str | None, action: Action,
-             target: str = PROJECT) -> Allowed | None:
+             target: str = PROJECT, session: bool = False) -> Allowed | None:
         limiter = self.limiter
         if limiter is not None and limiter.bans and limiter.banned_for(
                 client_address(request)) is not None:
@@ -85,10 +85,24 @@ class Gate:
         except HTTPError:
             return None
         principal = None
+        csrf = None
         if credentials is not None:
             known, principal = self._auth.cached(credentials.username, credentials.secret)
             if not known or principal is None:
                 return None
+        elif session:
+            secret = request.getCookie(SESSION_COOKIE)
+            if secret:
+                signed_in = self._caches.principals.get(
+                    ("session", secret.decode("ascii", "replace")))
+                if signed_in is None:  # unknown, or known to be no good: Klein answers
+                    return None
+                principal, csrf = signed_in
+        allowed = self._peek(principal, ref, action, target)
+        return allowed if allowed is None or csrf is None else allowed._replace(csrf=csrf)
+
+    def _peek(self, principal: Principal | None, ref: str | None, action: Action,
+              target: str) -> Allowed | None:
         if ref is None:
             return Allowed(None, principal)
         if target == GROUP:

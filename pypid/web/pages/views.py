@@ -29,6 +29,7 @@ from pypid.web.rest import Fields
 from pypid.web.services import Services
 
 PER_PAGE = 50
+MAX_CACHED_PAGES = 2000
 FORM_CSRF_COOKIE = b"pypid_form_csrf"
 SORTS = ("name", "recent", "version")
 
@@ -174,22 +175,91 @@ def _listing(registry: Registry, project: Row, search: str, sort: str, page: int
                            base=f"/{quote(project['path'])}/-/packages")
 
 
+def _query(request: IRequest) -> tuple[str, str, int] | None:
+    """(search, sort, page) of a packages page's query; None where a value is unusable
+    (the handler answers those: its Fields give the reasons)."""
+    def first(name: bytes) -> str:
+        values = request.args.get(name)
+        return values[0].decode("utf-8", "replace") if values else ""
+
+    search, sort, page = first(b"search"), first(b"sort") or "name", first(b"page") or "1"
+    if len(search) > 100 or any(ord(char) < 32 for char in search):
+        return None
+    if sort not in SORTS:
+        sort = "name"
+    if not (page.isascii() and page.isdecimal()) or len(page) > 7:
+        return None
+    return search, sort, max(1, int(page))
+
+
+# Stand-ins for the visitor's name and CSRF token in a cached page (no name or token can
+# contain them: names are [A-Za-z0-9_.-], tokens URL-safe base64).
+_VISITOR, _CSRF = "pypid~visitor~", "pypid~csrf~"
+
+
+def _personal(frame: bytes, allowed: Allowed) -> bytes:
+    principal = allowed.principal
+    if principal is None:
+        return frame
+    return frame.replace(_VISITOR.encode(), principal.name.encode("utf-8")).replace(
+        _CSRF.encode(), (allowed.csrf or "").encode("ascii"))
+
+
+def _frame_key(services: Services, request: IRequest, allowed: Allowed,
+               query: tuple[str, str, int]) -> tuple[Any, ...]:
+    # The snippets carry the server's URL; the header differs for visitors signed in by a
+    # session (a sign-out form) or a token, and for anonymous ones.
+    kind = "anonymous" if allowed.principal is None else (
+        "session" if allowed.csrf is not None else "token")
+    return ("packages-page", *query, kind, services.base_url(request))
+
+
 async def packages_page(services: Services, request: IRequest, allowed: Allowed) -> bytes:
     project = allowed.project
     assert project is not None
-    fields = Fields(request)
-    search = fields.text("search", limit=100) or ""
-    sort = fields.text("sort") or "name"
-    if sort not in SORTS:
-        sort = "name"
-    page = fields.integer("page") or 1
-    page = max(1, min(page, 10**6))
+    query = _query(request)
+    if query is None:
+        raise HTTPError(400, "Bad request - search must be at most 100 printable "
+                             "characters, page a whole number")
+    search, sort, page = query
+    table = services.caches.project_table(project["id"])
+
+    def room(_: object) -> bool:
+        # Searches and Host headers vary without end: a project keeps this many pages.
+        return len(services.caches.for_project(project["id"])) < MAX_CACHED_PAGES
+
     listing = await services.caches.fill(
-        services.caches.project_table(project["id"]), ("listing", search, sort, page),
-        lambda: services.run_db(_listing, project, search, sort, page))
-    return _page(services, request, allowed, "packages.html", project=project,
-                 listing=render.Markup(listing.decode("utf-8")), search=search, sort=sort,
-                 snippets=snippets.for_project(services.base_url(request), project))
+        table, ("listing", search, sort, page),
+        lambda: services.run_db(_listing, project, search, sort, page), keep=room)
+
+    async def render_frame() -> bytes:
+        return render.page(
+            "packages.html", visitor=None if allowed.principal is None else _VISITOR,
+            csrf=None if allowed.csrf is None else _CSRF, project=project,
+            listing=render.Markup(listing.decode("utf-8")), search=search, sort=sort,
+            snippets=snippets.for_project(services.base_url(request), project))
+
+    frame: bytes = await services.caches.fill(
+        table, _frame_key(services, request, allowed, query), render_frame, keep=room)
+    render.security_headers(request)
+    return _personal(frame, allowed)
+
+
+def packages_page_from_memory(services: Services, request: IRequest,
+                              allowed: Allowed) -> bytes | None:
+    """The fast lane's twin: a cached page, made personal (the visitor's name, the
+    session's CSRF token) by two replacements."""
+    project = allowed.project
+    assert project is not None
+    query = _query(request)
+    if query is None:
+        return None
+    frame = services.caches.for_project(project["id"]).get(
+        _frame_key(services, request, allowed, query))
+    if frame is None:
+        return None
+    render.security_headers(request)
+    return _personal(frame, allowed)
 
 
 # -- one package ----------------------------------------------------------------------------
