@@ -108,6 +108,16 @@ def main() -> int:
         upstream_file = file_url(upstream_page, "remote_pkg-0.0-py3-none-any.whl")
         for url in (local_page, upstream_page, local_file, upstream_file):
             timed_get(url)  # warm: the upstream file is fetched into the store here
+        if os.environ.get("UPSTREAM_LANES"):  # which lane answers each, after warming
+            for url in (local_file, upstream_file):
+                for _ in range(3):
+                    timed_get(url)
+            _, metrics = timed_get(f"http://127.0.0.1:{proxy_port}/-/metrics")
+            print("\n".join(line for line in metrics.decode().splitlines()
+                            if line.startswith("pypid_cache_answers_total")))
+            for url in (local_file, upstream_file):
+                print(url, len(timed_get(url)[1]))
+            return 0
         print("| case | upstream req/s (median) | local req/s (median) | "
               "upstream / local (median of rounds) |")
         print("|---|---|---|---|")
