@@ -66,6 +66,19 @@ class Config:
     upstream_max_file_size: int = 5 * 1024**3
     # Cached upstream files not requested for this many days are dropped; 0: kept.
     upstream_retention_days: float = 90.0
+    # Where blobs live: "file" (the data dir) or "s3" (a bucket; the data dir keeps a
+    # local copy of what it put or read). Credentials come from boto3's usual chain.
+    blob_store: str = "file"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_region: str | None = None
+    s3_addressing_style: str = "auto"
+    s3_verify_tls: bool = True
+    # Downloads: "serve" (pypid sends the bytes) or, with s3, "redirect" (a 302 to a
+    # presigned URL valid for download_expiry seconds).
+    download: str = "serve"
+    download_expiry: int = 300
 
 
 # TOML key -> (Config attribute, parser). The TOML spelling matches the command line.
@@ -161,6 +174,41 @@ def _log_format(key: str, value: Any) -> str:
     return str(value)
 
 
+def _choice(*choices: str) -> Any:
+    def parse(key: str, value: Any) -> str:
+        if value not in choices:
+            raise ConfigError(f"{key}: expected {' or '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return parse
+
+
+def _s3_prefix(key: str, value: Any) -> str:
+    if not isinstance(value, str) or any(ord(char) < 32 for char in value) or \
+            value.startswith("/") or ".." in value or len(value) > 200:
+        raise ConfigError(f"{key}: expected a key prefix such as pypid/ (no leading /)")
+    return value if not value or value.endswith("/") else value + "/"
+
+
+def _bucket(key: str, value: Any) -> str:
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+                                                      value):
+        raise ConfigError(f"{key}: {value!r} is not an S3 bucket name")
+    return value
+
+
+def _endpoint(key: str, value: Any) -> str:
+    text = _text(key, value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.username \
+            or parts.password:
+        raise ConfigError(f"{key}: expected an http(s) URL without credentials, such as "
+                          "https://s3.example.org")
+    return text.rstrip("/")
+
+
 def _upstream_setting(check: Any) -> Any:
     def parse(key: str, value: Any) -> Any:
         from pypid.upstream.settings import SettingError
@@ -224,6 +272,15 @@ _SETTINGS: dict[str, tuple[str, Any]] = {
     "upstream-timeout": ("upstream_timeout", _positive_float),
     "upstream-max-file-size": ("upstream_max_file_size", _positive_int),
     "upstream-retention-days": ("upstream_retention_days", _non_negative_float),
+    "blob-store": ("blob_store", _choice("file", "s3")),
+    "s3-endpoint-url": ("s3_endpoint_url", _endpoint),
+    "s3-bucket": ("s3_bucket", _bucket),
+    "s3-prefix": ("s3_prefix", _s3_prefix),
+    "s3-region": ("s3_region", _text),
+    "s3-addressing-style": ("s3_addressing_style", _choice("auto", "path", "virtual")),
+    "s3-verify-tls": ("s3_verify_tls", _boolean),
+    "download": ("download", _choice("serve", "redirect")),
+    "download-expiry": ("download_expiry", _positive_int),
 }
 
 SETTING_NAMES = tuple(_SETTINGS)
@@ -264,4 +321,15 @@ def load_config(config_file: str | None, command_line: Mapping[str, Any]) -> Con
     config = Config()
     if config_file is not None:
         config = apply_settings(config, read_toml(config_file), config_file)
-    return apply_settings(config, command_line, "command line")
+    return _consistent(apply_settings(config, command_line, "command line"))
+
+
+def _consistent(config: Config) -> Config:
+    """Settings that only make sense together."""
+    if config.blob_store == "s3" and not config.s3_bucket:
+        raise ConfigError("s3-bucket: required with --blob-store s3")
+    if config.download == "redirect" and config.blob_store != "s3":
+        raise ConfigError("download: redirect needs --blob-store s3")
+    if config.accel_redirect and config.blob_store != "file":
+        raise ConfigError("accel-redirect: only with --blob-store file")
+    return config

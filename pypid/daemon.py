@@ -28,8 +28,10 @@ from pypid.audit import AuditLog
 from pypid.authenticator import RegistryAuthenticator
 from pypid.blobs.filesystem import FilesystemBlobs
 from pypid.blobs.guard import BlobGuard
+from pypid.blobs.s3 import S3Blobs, S3Error, S3Settings
 from pypid.caches import Caches, ChangeWatcher
 from pypid.config import Config
+from pypid.interfaces import IBlobStore
 from pypid.maintenance import DEFAULT_GRACE_SECONDS, collect_garbage
 from pypid.publish import Publisher
 from pypid.queue import BoundedQueue
@@ -193,7 +195,7 @@ def build_service(config: Config, reactor: Any) -> PypidService:
         return deferToThreadPool(reactor, worker_pool, function, *args)
 
     caches = Caches()
-    blobs = FilesystemBlobs(data_dir)
+    blobs = blob_store(config, data_dir)
     queue = BoundedQueue(run_worker, config.upload_workers, config.upload_queue)
     publisher = Publisher(blobs, queue, database.run, caches)
     limiter = FailedAuthLimiter(reactor, config.auth_failure_limit, config.auth_failure_window,
@@ -240,6 +242,9 @@ def build_service(config: Config, reactor: Any) -> PypidService:
         audit=AuditLog(data_dir),
         metrics=metrics,
         accel_redirect=config.accel_redirect,
+        presign=(lambda sha256, filename: blobs.presigned_url(  # type: ignore[union-attr]
+            sha256, filename, config.download_expiry))
+        if config.download == "redirect" else None,
         upstream=upstream,
         upstream_default=Layer(config.upstream, config.upstream_allow,
                                config.upstream_min_age, config.upstream_ttl),
@@ -263,6 +268,23 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     return service
 
 
+def blob_store(config: Config, data_dir: Path) -> FilesystemBlobs | S3Blobs:
+    """The configured IBlobStore; an S3 bucket is checked now (before the reactor), so a
+    bad endpoint, bucket or credential stops the start with one line."""
+    if config.blob_store == "file":
+        return FilesystemBlobs(data_dir)
+    try:
+        import boto3  # noqa: F401
+    except ImportError:
+        raise S3Error("--blob-store s3 needs boto3: pip install 'pypid[s3]'") from None
+    assert config.s3_bucket is not None
+    store = S3Blobs(data_dir, S3Settings(
+        config.s3_bucket, config.s3_prefix, config.s3_endpoint_url, config.s3_region,
+        config.s3_addressing_style, config.s3_verify_tls))
+    store.check()
+    return store
+
+
 def _http_client(reactor: Any) -> Any:
     """treq's client over a pool of persistent connections (one upstream, many fetches)."""
     from treq.client import HTTPClient
@@ -283,7 +305,7 @@ class _DatabaseOpener(Service):
     """Opens the daemon's connection in the database thread once the pool runs, then
     collects unused blobs (older than the grace period) at start and every hour."""
 
-    def __init__(self, database: DatabaseService, reactor: Any, blobs: FilesystemBlobs,
+    def __init__(self, database: DatabaseService, reactor: Any, blobs: IBlobStore,
                  guard: BlobGuard, retention_days: float = 0.0) -> None:
         self._database = database
         self._retention_days = retention_days

@@ -45,7 +45,16 @@ class IBlobStore(Interface):
         """Store small content durably; returns its sha256 key."""
 
     def open(sha256: str) -> IO[bytes] | None:
-        """Open a blob for reading, or None if there is no such blob."""
+        """Open a blob for reading, or None if there is no such blob. The stream has a
+        real file descriptor (downloads use sendfile): a remote store brings the blob to
+        its local copy first."""
+
+    def open_local(sha256: str) -> IO[bytes] | None:
+        """open() without any I/O but the local open: None when only open() can tell (the
+        fast lane calls this on the reactor)."""
+
+    def modified(sha256: str) -> float | None:
+        """When the blob was stored (seconds since the epoch), or None if there is none."""
 
     def delete(sha256: str) -> None:
         """Remove a blob; a missing one is not an error."""

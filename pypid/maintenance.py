@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pypid.blobs.filesystem import CHUNK, FilesystemBlobs, fsync_directory
 from pypid.blobs.guard import BlobGuard
+from pypid.interfaces import IBlobStore
 from pypid.store.db import DATABASE_NAME, connect
 from pypid.store.registry import Registry
 
@@ -77,7 +78,7 @@ def _older_than(path: Path, seconds: float, now: float) -> bool:
 
 
 def fsck(
-    registry: Registry, blobs: FilesystemBlobs, repair: bool = False,
+    registry: Registry, blobs: IBlobStore, repair: bool = False,
     grace: float = DEFAULT_GRACE_SECONDS, verify: bool = True,
     guard: BlobGuard | None = None,
 ) -> FsckReport:
@@ -97,7 +98,7 @@ def fsck(
         row["sha256"] for row in cached}
     corrupt = set()
     if verify:
-        corrupt = {key for key in stored & used if _hash_file(blobs.path(key)) != key}
+        corrupt = {key for key in stored & used if not blobs.verify(key)}
     report.corrupt_blobs = sorted(corrupt)
     broken_rows = [row for row in rows if row["blob_key"] not in stored]
     report.missing_blobs = [row["filename"] for row in broken_rows]
@@ -108,7 +109,7 @@ def fsck(
     for key in sorted(stored - used):
         if guard is not None and guard.is_held(key):
             report.young_orphans += 1
-        elif _older_than(blobs.path(key), grace, now):
+        elif now - (blobs.modified(key) or now) > grace:
             report.orphan_blobs.append(key)
         else:
             report.young_orphans += 1
@@ -116,10 +117,11 @@ def fsck(
     report.stale_temp_files = len(stale)
     if not repair:
         return report
-    quarantine = blobs.root.parent.parent / QUARANTINE
-    for key in report.corrupt_blobs:
-        quarantine.mkdir(exist_ok=True)
-        os.replace(blobs.path(key), quarantine / key)
+    if isinstance(blobs, FilesystemBlobs):  # an object store keeps its corrupt objects
+        quarantine = blobs.root.parent.parent / QUARANTINE
+        for key in report.corrupt_blobs:
+            quarantine.mkdir(exist_ok=True)
+            os.replace(blobs.path(key), quarantine / key)
     doomed = broken_rows + [row for row in rows if row["blob_key"] in corrupt]
     for row in doomed:
         registry.delete_file(row["project_id"], row["package_id"], row["id"])
@@ -136,7 +138,7 @@ def fsck(
 
 
 def collect_garbage(
-    registry: Registry, blobs: FilesystemBlobs, guard: BlobGuard,
+    registry: Registry, blobs: IBlobStore, guard: BlobGuard,
     grace: float = DEFAULT_GRACE_SECONDS, upstream_retention_days: float = 0.0,
 ) -> int:
     """Remove blobs no row uses, older than grace and held by no upload; returns how many.

@@ -7,6 +7,7 @@ from typing import Any
 from twisted.application.service import IService
 from twisted.python import usage
 
+from pypid.blobs.s3 import S3Error
 from pypid.config import (
     DEFAULT_DATA_DIR,
     DEFAULT_MAX_UPLOAD_SIZE,
@@ -52,6 +53,20 @@ class Options(usage.Options):
         ["accel-redirect", None, None,
          "Answer downloads with X-Accel-Redirect to PREFIX (an nginx internal location "
          "aliased to the data dir's blobs/sha256/); see conf/nginx.conf [default: off]"],
+        ["blob-store", None, None, "file, or s3 (see the s3 options) [default: file]"],
+        ["s3-endpoint-url", None, None,
+         "S3 API endpoint (MinIO, Ceph, R2...); credentials come from the environment, "
+         "~/.aws or instance roles, never from options [default: AWS]"],
+        ["s3-bucket", None, None, "Bucket for the blobs (must exist)"],
+        ["s3-prefix", None, None, "Key prefix inside the bucket [default: none]"],
+        ["s3-region", None, None, "Region of the bucket"],
+        ["s3-addressing-style", None, None, "auto, path or virtual [default: auto]"],
+        ["s3-verify-tls", None, None, "Check the endpoint's TLS certificate [default: true]"],
+        ["download", None, None,
+         "serve (pypid sends the bytes) or redirect (302 to a presigned S3 URL) "
+         "[default: serve]"],
+        ["download-expiry", None, None,
+         "Seconds a presigned download URL is valid [default: 300]"],
         ["upstream", None, None,
          "Simple index (PEP 503/691) that names with no local files come from, for every "
          "project and group that does not set its own; off: none [default: off]"],
@@ -105,7 +120,9 @@ class Options(usage.Options):
                          "auth-failure-limit", "auth-failure-window", "auth-ban-time",
                          "log-format", "accel-redirect", "upstream", "upstream-min-age",
                          "upstream-ttl", "upstream-timeout", "upstream-max-file-size",
-                         "upstream-retention-days")
+                         "upstream-retention-days", "blob-store", "s3-endpoint-url",
+                         "s3-bucket", "s3-prefix", "s3-region", "s3-addressing-style",
+                         "s3-verify-tls", "download", "download-expiry")
             if self[name] is not None
         }
         if self["listen"]:
@@ -142,5 +159,5 @@ def makeService(options: Options) -> IService:
     assert options.config is not None
     try:
         return build_service(options.config, reactor)
-    except (SchemaError, OSError) as error:
+    except (SchemaError, OSError, S3Error) as error:
         raise SystemExit(f"pypid: cannot start: {error}") from None

@@ -85,6 +85,11 @@ class MemoryBlobs:
         data = self.blobs.get(sha256)
         return None if data is None else io.BytesIO(data)
 
+    open_local = open
+
+    def modified(self, sha256: str) -> float | None:
+        return 0.0 if sha256 in self.blobs else None
+
     def delete(self, sha256: str) -> None:
         self.blobs.pop(sha256, None)
 

@@ -127,6 +127,14 @@ class FilesystemBlobs:
         except FileNotFoundError:
             return None
 
+    open_local = open  # every blob of this store is local
+
+    def modified(self, sha256: str) -> float | None:
+        try:
+            return self.path(sha256).stat().st_mtime
+        except (FileNotFoundError, BadKey):
+            return None
+
     def delete(self, sha256: str) -> None:
         try:
             self.path(sha256).unlink()

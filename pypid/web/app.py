@@ -51,13 +51,15 @@ class RegistryApp:
         accel_redirect: str | None = None,
         upstream: Upstream | None = None,
         upstream_default: Layer | None = None,
+        presign: Callable[[str, str], str] | None = None,
     ) -> None:
         self.caches = caches
         self.limiter = limiter
         self.metrics = metrics
         self.services = Services(run_db, run_worker, blobs, publisher, caches,
                                  max_upload_size, public_url, audit, metrics,
-                                 accel_redirect, upstream, upstream_default or Layer())
+                                 accel_redirect, upstream, upstream_default or Layer(),
+                                 presign)
         self.gate = Gate(authenticator, run_db, caches, limiter,
                          metrics.stats if metrics is not None else None)
         self.app = Klein()

@@ -18,6 +18,7 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
+from pypid.blobs.s3 import S3Error
 from pypid.domain.access import Action, Principal, Refusal, why_account_forbidden, why_forbidden
 from pypid.queue import QueueFull
 
@@ -86,6 +87,9 @@ def from_environment(error: BaseException) -> HTTPError | None:
                          RETRY_AFTER)
     if isinstance(error, QueueFull):
         return HTTPError(503, "Service Unavailable: too many uploads in progress, retry "
+                              "shortly", RETRY_AFTER)
+    if isinstance(error, S3Error):
+        return HTTPError(503, f"Service Unavailable: {error}; nothing was stored, retry "
                               "shortly", RETRY_AFTER)
     return None
 

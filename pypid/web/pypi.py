@@ -293,6 +293,8 @@ async def cached_file(
         return _metadata_answer(request, row, data, filename)
     if services.accel_prefix is not None:
         return _accel_answer(services.accel_prefix, request, row, filename)
+    if services.presign is not None:
+        return _redirect_answer(services.presign, request, row, filename)
     stream = await services.run_worker(services.blobs.open, row["blob_key"])
     if stream is None:
         log.error("blob {key} of {filename} is missing", key=row["blob_key"],
@@ -318,9 +320,11 @@ def file_in_memory(
         return None if data is None else _metadata_answer(request, row, data, filename)
     if services.accel_prefix is not None:
         return _accel_answer(services.accel_prefix, request, row, filename)
+    if services.presign is not None:
+        return _redirect_answer(services.presign, request, row, filename)
     # Memory knows this file because it was just served, so its directory entry is cached
     # too: opening it is one cheap syscall, done here; its bytes are sent by the producer.
-    stream = services.blobs.open(row["blob_key"])
+    stream = services.blobs.open_local(row["blob_key"])
     if stream is None:
         return None
     answer = _blob_answer(request, row, stream, filename)
@@ -355,6 +359,16 @@ def _accel_answer(prefix: str, request: IRequest, row: Row, filename: str) -> by
     key = row["blob_key"]
     return files.accel_redirect(request, filename, _quoted(row["sha256"]),
                                 f"{prefix}{key[:2]}/{key}")
+
+
+def _redirect_answer(presign: Callable[[str, str], str], request: IRequest, row: Row,
+                     filename: str) -> bytes:
+    """--download redirect: after the same authorization, a 302 to a presigned URL of the
+    object (valid for --download-expiry seconds, named filename)."""
+    request.setResponseCode(302)
+    request.setHeader(b"Location", presign(row["blob_key"], filename).encode("ascii"))
+    request.setHeader(b"Cache-Control", b"private, no-store")
+    return b""
 
 
 def _blob_answer(

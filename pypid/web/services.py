@@ -43,6 +43,8 @@ class Services:
     upstream: Upstream | None = None  # the proxy of other indexes (pypid.upstream)
     # The daemon's --upstream settings, under every index's own.
     upstream_default: Layer = field(default_factory=Layer)
+    # --download redirect: (sha256, filename) -> a presigned URL of the object.
+    presign: Callable[[str, str], str] | None = None
 
     def base_url(self, request: IRequest) -> str:
         """The server's external base URL: --public-url, else as the client reached it

@@ -4,20 +4,50 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from zope.interface.verify import verifyObject
 
 from pypid.blobs.filesystem import BadKey, FilesystemBlobs
+from pypid.blobs.s3 import S3Blobs, S3Error, S3Settings
 from pypid.interfaces import IBlobStore
 from pypid.testing import MemoryBlobs
 
 
-@pytest.fixture(params=["filesystem", "memory"])
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server (the S3 wire protocol over HTTP) on 127.0.0.1, for this module."""
+    yield from moto_s3()
+
+
+def moto_s3() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def s3_store(endpoint: str, data_dir: Path, bucket: str) -> S3Blobs:
+    store = S3Blobs(data_dir, S3Settings(bucket, "pypid/", endpoint, "us-east-1", "path"))
+    store.client.create_bucket(Bucket=bucket)
+    return store
+
+
+@pytest.fixture(params=["filesystem", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> IBlobStore:
     if request.param == "filesystem":
         return FilesystemBlobs(tmp_path)
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        return s3_store(endpoint, tmp_path, f"b-{abs(hash(str(tmp_path))) % 10**12}")
     return MemoryBlobs(tmp_path / "tmp")
 
 
@@ -137,3 +167,33 @@ def test_two_level_stores_are_moved_to_one_level(tmp_path: Path) -> None:
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [
         f"{n:02x}" for n in range(256)]
     assert FilesystemBlobs(tmp_path).keys() == sorted(keys)  # marked: no second move
+
+
+def test_s3_objects_and_the_local_copy(s3_endpoint: str, tmp_path: Path) -> None:
+    """Objects at PREFIX/sha256/ab/<key>; a lost local copy is fetched again (and checked);
+    a changed object is no blob; a bucket that is not there stops a start."""
+    store = s3_store(s3_endpoint, tmp_path / "a", "bucket-local-copy")
+    key = store.put_bytes(b"content")
+    listed = store.client.list_objects_v2(Bucket="bucket-local-copy")["Contents"]
+    assert [item["Key"] for item in listed] == [f"pypid/sha256/{key[:2]}/{key}"]
+    store.local.delete(key)
+    assert store.open_local(key) is None  # the fast lane never waits for the network
+    stream = store.open(key)
+    assert stream is not None
+    with stream:
+        assert stream.read() == b"content"
+    local = store.open_local(key)
+    assert local is not None
+    local.close()
+    store.client.put_object(Bucket="bucket-local-copy", Key=store.key(key), Body=b"changed")
+    store.local.delete(key)
+    assert store.open(key) is None and not store.verify(key)
+    assert store.modified(key) is not None
+    missing = S3Blobs(tmp_path / "b", S3Settings("no-such-bucket", "", s3_endpoint,
+                                                 "us-east-1", "path"))
+    with pytest.raises(S3Error, match="no-such-bucket"):
+        missing.check()
+    unreachable = S3Blobs(tmp_path / "c", S3Settings("x-bucket", "", "http://127.0.0.1:9",
+                                                     "us-east-1", "path"))
+    with pytest.raises(S3Error, match="cannot reach"):
+        unreachable.check()

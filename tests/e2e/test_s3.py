@@ -1,0 +1,125 @@
+"""Blobs in S3 (moto's S3 server on 127.0.0.1, the real wire protocol): the daemon with
+--blob-store s3 takes uploads, pip installs through --download serve and redirect, a bad
+bucket stops the start, an unreachable store refuses uploads with 503 and keeps nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.dists import wheel_bytes, wheel_filename
+from tests.e2e.daemon import BIN, Daemon, environment, run
+from tests.unit.test_blobs import moto_s3
+
+
+@pytest.fixture
+def s3() -> Iterator[str]:
+    yield from moto_s3()
+
+
+def bucket(endpoint: str, name: str) -> None:
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=name)
+    client.close()
+
+
+def object_keys(endpoint: str, name: str) -> list[str]:
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=name)["Contents"]]
+    client.close()
+    return keys
+
+
+def s3_args(endpoint: str, name: str, *extra: str) -> list[str]:
+    return ["--blob-store", "s3", "--s3-endpoint-url", endpoint, "--s3-bucket", name,
+            "--s3-prefix", "pypid", "--s3-region", "us-east-1", "--s3-addressing-style",
+            "path", *extra]
+
+
+def publish_and_install(daemon: Daemon, tmp_path: Path, name: str) -> Path:
+    project = daemon.cli("project", "create", "acme/tools").stdout.strip()
+    path = tmp_path / wheel_filename(name, "1.0")
+    path.write_bytes(wheel_bytes(name, "1.0"))
+    run([str(BIN / "twine"), "upload", "--non-interactive", "--disable-progress-bar",
+         "--repository-url", f"{daemon.url}/api/v4/projects/{project}/packages/pypi",
+         "-u", "__token__", "-p", daemon.token, str(path)])
+    host = daemon.url.removeprefix("http://")
+    target = tmp_path / "site"
+    run([sys.executable, "-m", "pip", "--isolated", "install", "--no-cache-dir",
+         "--disable-pip-version-check", "--target", str(target), "--index-url",
+         f"http://__token__:{daemon.token}@{host}/api/v4/projects/{project}/packages/pypi/simple/",
+         name])
+    return target
+
+
+@pytest.mark.parametrize("mode", ["serve", "redirect"])
+def test_pip_installs_from_s3(s3: str, tmp_path: Path, mode: str) -> None:
+    """The upload's object is in the bucket under pypid/sha256/ab/<sha256>; pip installs
+    it, through pypid (serve) or from a presigned URL (redirect: a 302 after the same
+    authorization, which an anonymous request does not pass)."""
+    bucket(s3, "blobs")
+    daemon = Daemon(tmp_path / "data", args=s3_args(s3, "blobs", "--download", mode)).start()
+    try:
+        site = publish_and_install(daemon, tmp_path, "cloud-pkg")
+        assert (site / "cloud_pkg.py").exists()
+        keys = object_keys(s3, "blobs")
+        assert len(keys) == 1 and keys[0].startswith("pypid/sha256/")
+        sha = keys[0].rsplit("/", 1)[-1]
+        url = f"/api/v4/projects/1/packages/pypi/files/{sha}/{wheel_filename('cloud-pkg', '1.0')}"
+        code, _ = daemon.get(url)
+        assert code == 401
+        if mode == "redirect":
+            import http.client
+
+            host, port = daemon.url.removeprefix("http://").split(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            connection.request("GET", url, headers={"Private-Token": daemon.token})
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            assert response.status == 302
+            location = response.getheader("Location", "")
+            assert location.startswith(s3) and "X-Amz-Signature" in location
+            assert "response-content-disposition" in location
+    finally:
+        daemon.stop()
+
+
+def test_a_bad_bucket_stops_the_start(s3: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir", str(tmp_path / "d"),
+         "--listen", "tcp:0:interface=127.0.0.1", *s3_args(s3, "missing-bucket")],
+        capture_output=True, text=True, env=environment(), timeout=60, check=False)
+    assert result.returncode != 0
+    assert "missing-bucket" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_an_unreachable_store_refuses_uploads(tmp_path: Path) -> None:
+    """The bucket goes away under a running daemon: an upload gets 503 with the reason and
+    no row is committed (the index stays empty)."""
+    servers = moto_s3()
+    endpoint = next(servers)
+    bucket(endpoint, "gone")
+    daemon = Daemon(tmp_path / "data", args=s3_args(endpoint, "gone")).start()
+    try:
+        project = daemon.cli("project", "create", "acme/tools").stdout.strip()
+        next(servers, None)  # stops the server
+        path = tmp_path / wheel_filename("lost-pkg", "1.0")
+        path.write_bytes(wheel_bytes("lost-pkg", "1.0"))
+        result = run([str(BIN / "twine"), "upload", "--non-interactive",
+                      "--disable-progress-bar", "--repository-url",
+                      f"{daemon.url}/api/v4/projects/{project}/packages/pypi", "-u",
+                      "__token__", "-p", daemon.token, str(path)], check=False)
+        assert result.returncode != 0
+        assert "503" in result.stdout + result.stderr
+        code, body = daemon.get(f"/api/v4/projects/{project}/packages/pypi/simple/",
+                                daemon.token)
+        assert code == 200 and b"lost-pkg" not in body
+    finally:
+        daemon.stop()
