@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pypid.audit import AuditLog, cli_actor
+from pypid.blobs.s3 import S3Error
 from pypid.config import DEFAULT_DATA_DIR
 from pypid.store import schema
 from pypid.store.db import DATABASE_NAME, open_registry
@@ -221,9 +222,13 @@ def _yank(registry: Registry, args: argparse.Namespace) -> str:
 
 def _fsck(registry: Registry, args: argparse.Namespace) -> str:
     from pypid.blobs.filesystem import FilesystemBlobs
+    from pypid.blobs.s3 import S3Blobs, remembered
     from pypid.maintenance import fsck
 
-    report = fsck(registry, FilesystemBlobs(Path(args.data_dir)), repair=args.repair,
+    data_dir = Path(args.data_dir)
+    s3 = remembered(data_dir)  # the daemon notes an S3 store in the data dir
+    blobs = FilesystemBlobs(data_dir) if s3 is None else S3Blobs(data_dir, s3)
+    report = fsck(registry, blobs, repair=args.repair,
                   grace=args.grace, verify=not args.quick)
     args.fsck_failed = not report.clean and not args.repair
     return "\n".join(report.lines())
@@ -432,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             output = args.handler(registry, args)
         finally:
             registry.close()
-    except (StoreError, CliError, schema.SchemaError) as error:
+    except (StoreError, CliError, schema.SchemaError, S3Error) as error:
         print(f"pypid: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except sqlite3.OperationalError as error:

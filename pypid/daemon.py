@@ -28,7 +28,7 @@ from pypid.audit import AuditLog
 from pypid.authenticator import RegistryAuthenticator
 from pypid.blobs.filesystem import FilesystemBlobs
 from pypid.blobs.guard import BlobGuard
-from pypid.blobs.s3 import S3Blobs, S3Error, S3Settings
+from pypid.blobs.s3 import S3Blobs, S3Error, S3Settings, remember
 from pypid.caches import Caches, ChangeWatcher
 from pypid.config import Config
 from pypid.interfaces import IBlobStore
@@ -272,6 +272,7 @@ def blob_store(config: Config, data_dir: Path) -> FilesystemBlobs | S3Blobs:
     """The configured IBlobStore; an S3 bucket is checked now (before the reactor), so a
     bad endpoint, bucket or credential stops the start with one line."""
     if config.blob_store == "file":
+        remember(data_dir, None)
         return FilesystemBlobs(data_dir)
     try:
         import boto3  # noqa: F401
@@ -282,6 +283,7 @@ def blob_store(config: Config, data_dir: Path) -> FilesystemBlobs | S3Blobs:
         config.s3_bucket, config.s3_prefix, config.s3_endpoint_url, config.s3_region,
         config.s3_addressing_style, config.s3_verify_tls))
     store.check()
+    remember(data_dir, store.settings)
     return store
 
 

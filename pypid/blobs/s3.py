@@ -41,6 +41,32 @@ class S3Settings:
     verify_tls: bool = True
 
 
+STORE_FILE = "blob-store.json"  # in the data dir: where its blobs are (no credentials)
+
+
+def remember(data_dir: Path, settings: S3Settings | None) -> None:
+    """The daemon notes its blob store in the data dir, for the admin CLI (fsck)."""
+    import dataclasses
+    import json
+
+    path = data_dir / STORE_FILE
+    if settings is None:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text(json.dumps({"kind": "s3", **dataclasses.asdict(settings)}, indent=2))
+
+
+def remembered(data_dir: Path) -> S3Settings | None:
+    import json
+
+    path = data_dir / STORE_FILE
+    if not path.exists():
+        return None
+    document = json.loads(path.read_text())
+    document.pop("kind", None)
+    return S3Settings(**document)
+
+
 def client_for(settings: S3Settings) -> Any:
     import boto3
     from botocore.config import Config

@@ -123,3 +123,29 @@ def test_an_unreachable_store_refuses_uploads(tmp_path: Path) -> None:
         assert code == 200 and b"lost-pkg" not in body
     finally:
         daemon.stop()
+
+
+def test_a_vanished_object_is_a_404_and_fsck_reports_it(s3: str, tmp_path: Path) -> None:
+    """An object deleted behind pypid's back (and its local copy gone): the download is a
+    404, never a 5xx, and `pypid fsck` (which finds the S3 store from the data dir) names
+    the file; --repair drops its row."""
+    bucket(s3, "vanishing")
+    daemon = Daemon(tmp_path / "data", args=s3_args(s3, "vanishing")).start()
+    try:
+        publish_and_install(daemon, tmp_path, "ghost-pkg")
+        key = object_keys(s3, "vanishing")[0]
+        client = boto3.client("s3", endpoint_url=s3, region_name="us-east-1")
+        client.delete_object(Bucket="vanishing", Key=key)
+        client.close()
+        sha = key.rsplit("/", 1)[-1]
+        (tmp_path / "data" / "blobs" / "sha256" / sha[:2] / sha).unlink()
+        daemon.stop()
+        daemon.start()  # no file in memory any more
+        url = f"/api/v4/projects/1/packages/pypi/files/{sha}/{wheel_filename('ghost-pkg', '1.0')}"
+        assert daemon.get(url, daemon.token)[0] == 404
+        report = daemon.cli("fsck", check=False)
+        assert report.returncode == 1 and "ghost_pkg-1.0-py3-none-any.whl" in report.stdout
+        assert daemon.cli("fsck", "--repair").returncode == 0
+        assert daemon.cli("fsck").stdout.rstrip().endswith("OK")
+    finally:
+        daemon.stop()
