@@ -28,7 +28,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quick import BIN, REPO, free_port, pinned, post, wait_for, wrk
+from cpu_per_request import cpu_seconds
+from quick import BIN, DURATION, REPO, free_port, pinned, post, wait_for, wrk
 
 from tests.dists import wheel_bytes, wheel_filename
 
@@ -119,8 +120,9 @@ def main() -> int:
                 print(url, len(timed_get(url)[1]))
             return 0
         print("| case | upstream req/s (median) | local req/s (median) | "
-              "upstream / local (median of rounds) |")
-        print("|---|---|---|---|")
+              "upstream / local (median of rounds) | daemon CPU µs/request, upstream / "
+              "local (local / upstream) |")
+        print("|---|---|---|---|---|")
         for label, upstream_url, local_url, headers in (
                 ("package page, 20 files", upstream_page, local_page, {}),
                 ("package page, 20 files (gzip)", upstream_page, local_page,
@@ -129,16 +131,25 @@ def main() -> int:
             # Rounds alternate (upstream, local, local, upstream, ...): this machine's
             # noise is larger than the difference measured; the median of the rounds counts.
             upstream_rates, local_rates = [], []
+            cpu: dict[str, list[float]] = {upstream_url: [], local_url: []}
             for round_ in range(ROUNDS):
                 order = [upstream_url, local_url][:: 1 if round_ % 2 == 0 else -1]
-                rates = {url: wrk(url, headers) for url in order}
+                rates = {}
+                for url in order:
+                    before = cpu_seconds(proxy.pid)
+                    rates[url] = wrk(url, headers)
+                    seconds = float(DURATION.rstrip("s"))
+                    cpu[url].append((cpu_seconds(proxy.pid) - before) / (rates[url] * seconds))
                 upstream_rates.append(rates[upstream_url])
                 local_rates.append(rates[local_url])
             upstream_rate = statistics.median(upstream_rates)
             local_rate = statistics.median(local_rates)
             ratio = statistics.median(u / v for u, v in zip(upstream_rates, local_rates,
                                                              strict=True))
-            print(f"| {label} | {upstream_rate:,.0f} | {local_rate:,.0f} | {ratio:.2f} |")
+            up_cpu = statistics.median(cpu[upstream_url]) * 1e6
+            local_cpu = statistics.median(cpu[local_url]) * 1e6
+            print(f"| {label} | {upstream_rate:,.0f} | {local_rate:,.0f} | {ratio:.2f} | "
+                  f"{up_cpu:.0f} / {local_cpu:.0f} ({local_cpu / up_cpu:.2f}) |")
         added_page, added_file, straight_page, straight_file = [], [], [], []
         added_big, straight_big = [], []
         for name in big_names:

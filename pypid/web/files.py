@@ -89,8 +89,14 @@ class BlobProducer:
             if self._remaining <= 0:
                 self._finish()
                 return
+            if self._sendable() <= 0:
+                return  # more is on its way (FollowingProducer): wait to be resumed
             if self._transport is None or not self._sendfile():
                 self._write_chunk()
+
+    def _sendable(self) -> int:
+        """How many of the remaining bytes may go now (all of them, for a whole blob)."""
+        return self._remaining
 
     def _sendfile(self) -> bool:
         """Send what the socket takes now; False if a buffered write must go first."""
@@ -102,7 +108,7 @@ class BlobProducer:
                 return False
         try:
             sent = os.sendfile(transport.fileno(), self._stream.fileno(), self._offset,
-                               min(self._remaining, SENDFILE_MAX))
+                               min(self._sendable(), SENDFILE_MAX))
         except BlockingIOError:
             return False
         except OSError:
@@ -117,7 +123,7 @@ class BlobProducer:
         return True
 
     def _write_chunk(self) -> None:
-        data = os.pread(self._stream.fileno(), min(CHUNK, self._remaining), self._offset)
+        data = os.pread(self._stream.fileno(), min(CHUNK, self._sendable()), self._offset)
         if not data:
             self._remaining = 0
             return
@@ -140,71 +146,50 @@ class BlobProducer:
 SENDFILE_MAX = 4 * 1024 * 1024
 
 
-@implementer(IPushProducer)
-class FollowingProducer:
+class FollowingProducer(BlobProducer):
     """Sends a file that is still arriving (an upstream fetch, pypid.upstream.proxy.
-    FileFetch), as far as it is written; its last byte only once the whole file has passed
-    its checks. A fetch that fails them is cut off instead, so that no client ever receives
-    all of a file that did not match its sha256 (and the hash check of pip or uv fails
-    on what it did receive)."""
+    FileFetch), as far as it is written, as BlobProducer sends a blob (sendfile while the
+    socket takes it); its last byte only once the whole file has passed its checks. A fetch
+    that fails them is cut off instead, so that no client ever receives all of a file that
+    did not match its sha256 (and the hash check of pip or uv fails on what it did get)."""
 
     def __init__(self, request: IRequest, fetch: Any, stream: IO[bytes], length: int) -> None:
-        self._request = request
+        super().__init__(request, stream, 0, length)
         self._fetch = fetch
-        self._stream = stream
         self._length = length
-        self._offset = 0
-        self._paused = False
-        self._done = False
 
     def start(self) -> None:
-        self._request.registerProducer(self, True)  # type: ignore[attr-defined]
-        self._fetch.watch(self._pump)
-        self._pump()
+        self._fetch.watch(self._arrived)
+        super().start()
 
-    def _pump(self) -> None:
+    def _sendable(self) -> int:
+        fetch = self._fetch
+        whole = fetch.checked or (fetch.finished and not fetch.failed)
+        limit = self._length if whole else min(fetch.written, self._length - 1)
+        return limit - self._offset
+
+    def _arrived(self) -> None:
         if self._done:
             return
-        fetch = self._fetch
-        if fetch.failed and not fetch.checked:
+        if self._fetch.failed and not self._fetch.checked:
             self._cut()
-            return
-        whole = fetch.checked or fetch.finished
-        limit = self._length if whole else min(fetch.written, self._length - 1)
-        while not self._paused and not self._done and self._offset < limit:
-            data = os.pread(self._stream.fileno(), min(CHUNK, limit - self._offset),
-                            self._offset)
-            if not data:
-                break
-            self._offset += len(data)
-            self._request.write(data)
-        if not self._done and whole and self._offset >= self._length:
-            self._close()
-            self._request.unregisterProducer()  # type: ignore[attr-defined]
-            self._request.finish()
+        elif not self._paused:
+            self.resumeProducing()
 
     def _cut(self) -> None:
         log.info("cut off a download whose upstream fetch failed its checks")
-        self._close()
+        self.stopProducing()
         transport = getattr(self._request.channel, "transport", None)  # type: ignore[attr-defined]
         if transport is not None:
             transport.abortConnection()
 
-    def _close(self) -> None:
-        self._done = True
-        self._fetch.unwatch(self._pump)
-        self._stream.close()
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._pump()
+    def _finish(self) -> None:
+        self._fetch.unwatch(self._arrived)
+        super()._finish()
 
     def stopProducing(self) -> None:
-        if not self._done:
-            self._close()
+        self._fetch.unwatch(self._arrived)
+        super().stopProducing()
 
 
 def follow(request: IRequest, fetch: Any, stream: IO[bytes], filename: str,
