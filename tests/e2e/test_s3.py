@@ -149,3 +149,27 @@ def test_a_vanished_object_is_a_404_and_fsck_reports_it(s3: str, tmp_path: Path)
         assert daemon.cli("fsck").stdout.rstrip().endswith("OK")
     finally:
         daemon.stop()
+
+
+def test_an_object_without_its_row_is_an_orphan_for_gc(s3: str, tmp_path: Path) -> None:
+    """What a kill -9 between the put and the commit leaves: an object no row uses. fsck
+    finds it (past the grace period), --repair removes it; the store keeps the others."""
+    import hashlib
+
+    bucket(s3, "orphans")
+    daemon = Daemon(tmp_path / "data", args=s3_args(s3, "orphans")).start()
+    try:
+        publish_and_install(daemon, tmp_path, "kept-pkg")
+        data = b"the bytes of an upload whose row never came"
+        sha = hashlib.sha256(data).hexdigest()
+        client = boto3.client("s3", endpoint_url=s3, region_name="us-east-1")
+        client.put_object(Bucket="orphans", Key=f"pypid/sha256/{sha[:2]}/{sha}", Body=data)
+        client.close()
+        assert daemon.cli("fsck", "--grace", "3600").returncode == 0  # young: kept
+        report = daemon.cli("fsck", "--grace", "0", check=False).stdout
+        assert "blobs no row uses, found: 1" in report
+        daemon.cli("fsck", "--repair", "--grace", "0")
+        keys = object_keys(s3, "orphans")
+        assert len(keys) == 1 and sha not in keys[0]
+    finally:
+        daemon.stop()
