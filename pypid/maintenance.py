@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pypid.blobs.filesystem import CHUNK, FilesystemBlobs, fsync_directory
 from pypid.blobs.guard import BlobGuard
+from pypid.blobs.s3 import STORE_FILE, S3Blobs, remembered
 from pypid.interfaces import IBlobStore
 from pypid.store.db import DATABASE_NAME, connect
 from pypid.store.registry import Registry
@@ -24,6 +25,7 @@ from pypid.store.registry import Registry
 # A blob or temp file younger than this may belong to an upload in progress.
 DEFAULT_GRACE_SECONDS = 3600.0
 QUARANTINE = "quarantine"
+S3_KEYS = "s3-keys.txt"  # in a backup of an S3 store: the objects its rows need
 
 
 @dataclass
@@ -180,6 +182,15 @@ def backup(data_dir: Path, destination: Path, with_upstream: bool = True) -> Bac
         if not with_upstream:
             registry.forget_upstream_files([row["id"] for row in registry.upstream_file_rows()])
         cached = registry.upstream_file_rows()
+        s3 = remembered(data_dir)
+        if s3 is not None:
+            # The objects stay in their bucket (which has its own versioning and
+            # replication); the backup holds the rows, the store's settings and the keys
+            # the rows need, so that restore can check them.
+            shutil.copyfile(data_dir / STORE_FILE, destination / STORE_FILE)
+            needed = {row["blob_key"] for row in rows} | {row["sha256"] for row in cached}
+            (destination / S3_KEYS).write_text("".join(f"{key}\n" for key in sorted(needed)))
+            return BackupReport(len(rows), 0, 0, [])
         source_blobs = FilesystemBlobs(data_dir)
         target_blobs = FilesystemBlobs(destination)
         copied = size = 0
@@ -227,8 +238,12 @@ def restore(source: Path, data_dir: Path) -> FsckReport:
     shutil.copyfile(source / DATABASE_NAME, data_dir / DATABASE_NAME)
     if (source / "blobs").exists():
         shutil.copytree(source / "blobs", data_dir / "blobs")
+    if (source / STORE_FILE).exists():
+        shutil.copyfile(source / STORE_FILE, data_dir / STORE_FILE)
+    s3 = remembered(data_dir)
     registry = Registry(connect(data_dir / DATABASE_NAME))
     try:
-        return fsck(registry, FilesystemBlobs(data_dir), repair=False)
+        blobs: IBlobStore = FilesystemBlobs(data_dir) if s3 is None else S3Blobs(data_dir, s3)
+        return fsck(registry, blobs, repair=False)
     finally:
         registry.close()

@@ -173,3 +173,23 @@ def test_an_object_without_its_row_is_an_orphan_for_gc(s3: str, tmp_path: Path) 
         assert len(keys) == 1 and sha not in keys[0]
     finally:
         daemon.stop()
+
+
+def test_backup_and_restore_of_an_s3_store(s3: str, tmp_path: Path) -> None:
+    """A backup of an S3 data dir holds the rows, the store's settings and the keys (the
+    objects stay in the bucket, none is dropped); restore checks them against the bucket."""
+    bucket(s3, "backed")
+    daemon = Daemon(tmp_path / "data", args=s3_args(s3, "backed")).start()
+    try:
+        publish_and_install(daemon, tmp_path, "saved-pkg")
+        for blob in (tmp_path / "data" / "blobs" / "sha256").glob("??/*"):
+            blob.unlink()  # the local copies are a cache: a backup must not need them
+        result = daemon.cli("backup", str(tmp_path / "backup"))
+        assert "backed up 1 files" in result.stdout
+        keys = (tmp_path / "backup" / "s3-keys.txt").read_text().split()
+        assert [f"pypid/sha256/{key[:2]}/{key}" for key in keys] == object_keys(s3, "backed")
+        restored = run([str(BIN / "pypid"), "--data-dir", str(tmp_path / "restored"),
+                        "restore", str(tmp_path / "backup")])
+        assert restored.stdout.splitlines()[-2] == "OK"
+    finally:
+        daemon.stop()
