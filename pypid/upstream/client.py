@@ -103,14 +103,16 @@ class UpstreamClient:
         its body (a large file may take long, a stalled one may not)."""
         where = public_url(url)
         sink = _Sink(blobs, self._run_worker, progress)
-        await sink.open()
 
         async def answer() -> Any:
             return await self._http.request(
                 "GET", url, headers={"User-Agent": USER_AGENT}, unbuffered=True)
 
+        # The temp file is made (in a worker) while the request goes out.
+        opening = Deferred.fromCoroutine(sink.open())
         try:
             response = await self._bounded(answer(), where)
+            await opening
             if response.code != 200:
                 await _drain(response)
                 raise UpstreamError(502, f"Bad Gateway - the upstream answered "
@@ -131,6 +133,8 @@ class UpstreamClient:
             fetched = await sink.finish()
             return fetched
         except BaseException:
+            if not opening.called:
+                await opening
             await sink.abandon()
             raise
 
@@ -259,7 +263,7 @@ class _Sink:
         if self._batched >= WRITE_BATCH:
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, last: bool = False) -> None:
         batch, self._batch, self._batched = self._batch, [], 0
         if not batch:
             return
@@ -268,27 +272,31 @@ class _Sink:
         async def write() -> None:
             if previous is not None:
                 await previous
-            await self._run_worker(self._write, batch)
+            await self._run_worker(self._write, batch, last)
             self._written += sum(len(data) for data in batch)
             if self._progress is not None:
                 self._progress.wrote(self._written)
 
         self._writing = Deferred.fromCoroutine(write())
 
-    def _write(self, batch: list[bytes]) -> None:
+    def _write(self, batch: list[bytes], last: bool = False) -> None:
         assert self._stream is not None
         for data in batch:
             self._digest.update(data)
             self._stream.write(data)
-        self._stream.flush()  # readable through the file system by a streaming reader
+        if last:
+            self._stream.close()
+        else:
+            self._stream.flush()  # readable through the file system by a streaming reader
 
     async def finish(self) -> Fetched:
-        self._flush()
+        self._flush(last=True)  # the last batch's worker closes the file too
         if self._writing is not None:
             await self._writing
         assert self._stream is not None
         stream, self._stream = self._stream, None
-        await self._run_worker(stream.close)
+        if not stream.closed:
+            await self._run_worker(stream.close)
         return Fetched(str(stream.name), self._digest.hexdigest(), self._size)
 
     async def abandon(self) -> None:

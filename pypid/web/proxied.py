@@ -80,7 +80,11 @@ class Proxied:
         settings = await self.settings()
         if not settings.allows(name):
             return None
-        if await services.run_db(Registry.name_is_local, self._index.top_group_id, name):
+        # Kept with the index's pages: any upload drops both (Caches.project_changed).
+        local = await services.caches.fill(
+            self._index.table, ("local-name", name),
+            lambda: services.run_db(Registry.name_is_local, self._index.top_group_id, name))
+        if local:
             return None
         try:
             view = await upstream.view(settings, name)
