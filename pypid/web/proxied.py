@@ -80,7 +80,10 @@ class Proxied:
         settings = await self.settings()
         if not settings.allows(name):
             return None
-        # Kept with the index's pages: any upload drops both (Caches.project_changed).
+        # Kept with the index's pages: an upload to any project drops both (the project's
+        # cache is marked as holding upstream answers, Caches.project_changed).
+        if self._index.project_id is not None:
+            services.caches.upstream_pages_in(self._index.project_id)
         local = await services.caches.fill(
             self._index.table, ("local-name", name),
             lambda: services.run_db(Registry.name_is_local, self._index.top_group_id, name))
@@ -106,8 +109,6 @@ class Proxied:
         if view.stale is not None:
             # Served, never kept: the next request asks the upstream again (after a pause).
             return replace(page, expires=-1.0, warning=STALE_WARNING)
-        if self._index.project_id is not None:
-            self._services.caches.upstream_pages_in(self._index.project_id)
         return replace(page, expires=view.fetched_at + settings.ttl)
 
     async def _entry(self, sha256: str, filename: str) -> UpstreamFile | None:
