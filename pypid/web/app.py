@@ -97,11 +97,24 @@ class RegistryApp:
                     request.setResponseCode(303)
                     request.setHeader(b"Location", b"/users/sign_in")
                     return b""
+                if endpoint.session:
+                    from pypid.web.pages import views
+
+                    return views.error_page(self.services, request, NOBODY, error)
                 raise
             except BaseException:
                 request.content.close()
                 raise
-        return await endpoint.handler(self.services, request, allowed, **arguments)
+        if not endpoint.session:
+            return await endpoint.handler(self.services, request, allowed, **arguments)
+        try:
+            return await endpoint.handler(self.services, request, allowed, **arguments)
+        except HTTPError as error:
+            # A page's refusal is a page too (the one mapping decided its status and
+            # reason; only the body is HTML).
+            from pypid.web.pages import views
+
+            return views.error_page(self.services, request, allowed, error)
 
     def run_direct(self, endpoint: Endpoint, request: IRequest, allowed: Allowed,
                    arguments: dict[str, Any]) -> None:

@@ -110,3 +110,15 @@ def test_the_packages_switch_hides_the_pages(world: World) -> None:
     client.harness.registry.update_project(world.public_id, packages_enabled=False)
     client.harness.app.caches.clear()
     assert client.get("/acme/public/-/packages").code == 403
+
+
+def test_refusals_of_pages_are_pages(world: World) -> None:
+    """A missing package, a forged form: the status and reason of the one error mapping,
+    in an HTML page (escaped) instead of JSON."""
+    client = world.client
+    reply = client.get("/acme/public/-/packages/99999")
+    assert reply.code == 404 and reply.header("content-type") == "text/html; charset=utf-8"
+    assert b"<h1>404</h1>" in reply.body
+    reply = client.request("POST", "/acme/public/-/packages/1/yank", headers=FORM,
+                           auth=world.tokens["mia"], data=b"reason=x")
+    assert reply.code == 403 and b"CSRF" in reply.body and b"<!DOCTYPE html>" in reply.body

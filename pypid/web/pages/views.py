@@ -22,7 +22,7 @@ from twisted.web.iweb import IRequest
 from pypid.domain.access import Action, Principal, may
 from pypid.store.registry import Registry, Row
 from pypid.web import packages_api
-from pypid.web.errors import HTTPError
+from pypid.web.errors import HTTPError, reason_phrase
 from pypid.web.gate import SESSION_COOKIE, Allowed
 from pypid.web.pages import render, snippets
 from pypid.web.rest import Fields
@@ -66,6 +66,16 @@ def _check_csrf(allowed: Allowed, fields: Fields) -> None:
     if allowed.csrf is None or not hmac.compare_digest(sent.encode(), allowed.csrf.encode()):
         raise HTTPError(403, "Forbidden: the form's CSRF token is missing or wrong; reload "
                              "the page and try again")
+
+
+def error_page(services: Services, request: IRequest, allowed: Allowed,
+               error: HTTPError) -> bytes:
+    for name, value in error.headers.items():
+        request.setHeader(name, value)
+    body = _page(services, request, allowed, "error.html", error.code, status=error.code,
+                 message=error.message)
+    request.setResponseCode(error.code, reason_phrase(error.message))
+    return body
 
 
 # -- sign in and out ------------------------------------------------------------------------
