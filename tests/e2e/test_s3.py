@@ -193,3 +193,51 @@ def test_backup_and_restore_of_an_s3_store(s3: str, tmp_path: Path) -> None:
         assert restored.stdout.splitlines()[-2] == "OK"
     finally:
         daemon.stop()
+
+
+def test_s3_failing_then_recovering(s3: str, tmp_path: Path) -> None:
+    """The store answers 500 to two puts, then recovers: the upload is retried (with
+    backoff, boto3's standard mode) and succeeds. Answering 500 to every put: the retries
+    are bounded and the client gets 503 with a reason; nothing is committed."""
+    from tests.e2e.flaky_s3 import FlakyS3
+
+    bucket(s3, "flaky")
+    flaky = FlakyS3(s3)
+    daemon = Daemon(tmp_path / "data", args=s3_args(flaky.url, "flaky")).start()
+    try:
+        project = daemon.cli("project", "create", "acme/tools").stdout.strip()
+
+        def upload(name: str) -> subprocess.CompletedProcess[str]:
+            path = tmp_path / wheel_filename(name, "1.0")
+            path.write_bytes(wheel_bytes(name, "1.0"))
+            return run([str(BIN / "twine"), "upload", "--non-interactive",
+                        "--disable-progress-bar", "--repository-url",
+                        f"{daemon.url}/api/v4/projects/{project}/packages/pypi", "-u",
+                        "__token__", "-p", daemon.token, str(path)], check=False)
+
+        flaky.fail("PUT", 2)
+        assert upload("recovered-pkg").returncode == 0
+        assert flaky.seen["PUT"] == 3  # two 500s, then the put that worked
+        flaky.fail("PUT", 1000)
+        # One request (twine would retry a 503 itself): pypid's retries are bounded.
+        import http.client
+
+        from tests.dists import upload_form
+
+        body, headers = upload_form(wheel_filename("refused-pkg", "1.0"),
+                                    wheel_bytes("refused-pkg", "1.0"), "refused-pkg", "1.0")
+        host, port = daemon.url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=120)
+        connection.request("POST", f"/api/v4/projects/{project}/packages/pypi", body=body,
+                           headers={**headers, "Private-Token": daemon.token})
+        answer = connection.getresponse()
+        reason = answer.read()
+        connection.close()
+        assert answer.status == 503 and b"object store" in reason
+        assert flaky.seen["PUT"] == 6  # the first try and 5 retries, with backoff, no more
+        code, body = daemon.get(f"/api/v4/projects/{project}/packages/pypi/simple/",
+                                daemon.token)
+        assert b"recovered-pkg" in body and b"refused-pkg" not in body
+    finally:
+        daemon.stop()
+        flaky.stop()
