@@ -237,7 +237,7 @@ def test_s3_failing_then_recovering(s3: str, tmp_path: Path) -> None:
         assert flaky.seen["PUT"] == 6  # the first try and 5 retries, with backoff, no more
         code, body = daemon.get(f"/api/v4/projects/{project}/packages/pypi/simple/",
                                 daemon.token)
-        assert b"recovered-pkg" in body and b"refused-pkg" not in body
+        assert code == 200 and b"recovered-pkg" in body and b"refused-pkg" not in body
     finally:
         daemon.stop()
         flaky.stop()
