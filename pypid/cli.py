@@ -157,6 +157,53 @@ def _group_deploy_token_create(registry: Registry, args: argparse.Namespace) -> 
     return f"{username} {secret}"
 
 
+def _blobs_migrate(registry: Registry, args: argparse.Namespace) -> str:
+    """Copy every blob the rows use into a bucket, checked; resumable (what is there is
+    skipped) and safe beside the running daemon. Then restart it with --blob-store s3:
+    the data dir's blobs become its local copy."""
+    from pypid.blobs.filesystem import FilesystemBlobs
+    from pypid.blobs.s3 import S3Blobs, S3Settings
+    from pypid.config import Config, ConfigError, apply_settings
+
+    try:
+        config = apply_settings(Config(), {
+            key: value for key, value in (
+                ("s3-bucket", args.s3_bucket), ("s3-endpoint-url", args.s3_endpoint_url),
+                ("s3-prefix", args.s3_prefix), ("s3-region", args.s3_region),
+                ("s3-addressing-style", args.s3_addressing_style)) if value is not None},
+            "command line")
+    except ConfigError as error:
+        raise CliError(str(error)) from None
+    assert config.s3_bucket is not None
+    data_dir = Path(args.data_dir)
+    local = FilesystemBlobs(data_dir)
+    target = S3Blobs(data_dir, S3Settings(config.s3_bucket, config.s3_prefix,
+                                          config.s3_endpoint_url, config.s3_region,
+                                          config.s3_addressing_style))
+    target.check()
+    there = set(target.keys())
+    copied = skipped = missing = 0
+    for key in local.keys():
+        if key in there:
+            skipped += 1
+            continue
+        stream = local.open(key)
+        if stream is None:
+            missing += 1
+            continue
+        with stream:
+            with target.new_temp() as temp:
+                while chunk := stream.read(1 << 20):
+                    temp.write(chunk)
+                name = str(temp.name)
+        target.commit(name, key)  # checksummed put; the local blob stays as the copy
+        copied += 1
+    return (f"copied {copied} blobs to s3://{config.s3_bucket}/{config.s3_prefix}, "
+            f"{skipped} were there already" + (f", {missing} vanished meanwhile" if missing
+                                               else "")
+            + "; now restart the daemon with --blob-store s3 and these settings")
+
+
 def _rule_create(registry: Registry, args: argparse.Namespace) -> str:
     project = registry.project(args.project)
     row = registry.set_protection_rule(project["id"], None, args.pattern, args.push,
@@ -365,6 +412,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(rules, "delete", _rule_delete, "delete a rule")
     sub.add_argument("project", metavar="PROJECT")
     sub.add_argument("rule_id", metavar="RULE_ID", type=int)
+
+    blob_commands = groups.add_parser("blobs", help="the blob store").add_subparsers(
+        dest="command", required=True)
+    sub = command(blob_commands, "migrate", _blobs_migrate,
+                  "copy the data dir's blobs into an S3 bucket (resumable, daemon running)")
+    sub.add_argument("--to", choices=["s3"], required=True)
+    sub.add_argument("--s3-bucket", required=True)
+    sub.add_argument("--s3-endpoint-url")
+    sub.add_argument("--s3-prefix")
+    sub.add_argument("--s3-region")
+    sub.add_argument("--s3-addressing-style", choices=["auto", "path", "virtual"])
 
     sub = groups.add_parser("fsck", help="check (and with --repair fix) rows against blobs")
     sub.set_defaults(handler=_fsck, command="fsck")

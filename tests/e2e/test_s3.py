@@ -241,3 +241,38 @@ def test_s3_failing_then_recovering(s3: str, tmp_path: Path) -> None:
     finally:
         daemon.stop()
         flaky.stop()
+
+
+def test_blobs_migrate_a_file_store_into_a_bucket(s3: str, tmp_path: Path) -> None:
+    """`pypid blobs migrate --to s3` beside the running daemon copies every blob (a second
+    run copies nothing: resumable); restarted with --blob-store s3 the daemon serves them,
+    from the bucket once the local copies are gone."""
+    bucket(s3, "moved")
+    daemon = Daemon(tmp_path / "data").start()
+    try:
+        site = publish_and_install(daemon, tmp_path, "moving-pkg")
+        assert (site / "moving_pkg.py").exists()
+        settings = ["--s3-bucket", "moved", "--s3-endpoint-url", s3, "--s3-prefix", "pypid",
+                    "--s3-region", "us-east-1", "--s3-addressing-style", "path"]
+        first = daemon.cli("blobs", "migrate", "--to", "s3", *settings).stdout
+        assert first.startswith("copied 1 blobs")
+        again = daemon.cli("blobs", "migrate", "--to", "s3", *settings).stdout
+        assert again.startswith("copied 0 blobs") and "1 were there already" in again
+    finally:
+        daemon.stop()
+    for blob in (tmp_path / "data" / "blobs" / "sha256").glob("??/*"):
+        blob.unlink()
+    moved = Daemon(tmp_path / "data", args=s3_args(s3, "moved")).start()
+    try:
+        host = moved.url.removeprefix("http://")
+        target = tmp_path / "site-after"
+        run([sys.executable, "-m", "pip", "--isolated", "install", "--no-cache-dir",
+             "--disable-pip-version-check", "--target", str(target), "--index-url",
+             f"http://__token__:{moved.token}@{host}/api/v4/projects/1/packages/pypi/simple/",
+             "moving-pkg"])
+        assert (target / "moving_pkg.py").exists()
+        bad = moved.cli("blobs", "migrate", "--to", "s3", "--s3-bucket", "Not_A_Bucket",
+                        check=False)
+        assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "s3-bucket" in bad.stderr
+    finally:
+        moved.stop()
