@@ -13,6 +13,7 @@ class FlakyS3:
     def __init__(self, target: str) -> None:
         self.target = urlsplit(target)
         self.failures: dict[str, int] = {}  # method -> how many more to fail
+        self.slow: dict[str, threading.Event] = {}  # method -> held until set
         self.seen: dict[str, int] = {}
         self._lock = threading.Lock()
         flaky = self
@@ -29,6 +30,9 @@ class FlakyS3:
                     failing = flaky.failures.get(self.command, 0)
                     if failing:
                         flaky.failures[self.command] = failing - 1
+                gate = flaky.slow.get(self.command)
+                if gate is not None:
+                    gate.wait(60)
                 if failing:
                     self.send_response(500)
                     message = b"<Error><Code>InternalError</Code></Error>"
@@ -61,6 +65,12 @@ class FlakyS3:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
+
+    def hold(self, method: str) -> threading.Event:
+        """Requests of method wait until the returned event is set (a slow store)."""
+        event = threading.Event()
+        self.slow[method] = event
+        return event
 
     def fail(self, method: str, times: int) -> None:
         with self._lock:

@@ -276,3 +276,39 @@ def test_blobs_migrate_a_file_store_into_a_bucket(s3: str, tmp_path: Path) -> No
         assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "s3-bucket" in bad.stderr
     finally:
         moved.stop()
+
+
+def test_a_slow_store_blocks_nothing_else(s3: str, tmp_path: Path) -> None:
+    """While the store holds an upload's put, the daemon answers other requests (S3 calls
+    run in worker threads); once the store answers, the upload completes."""
+    import threading
+    import time
+
+    from tests.e2e.flaky_s3 import FlakyS3
+
+    bucket(s3, "slow")
+    flaky = FlakyS3(s3)
+    daemon = Daemon(tmp_path / "data", args=s3_args(flaky.url, "slow")).start()
+    try:
+        project = daemon.cli("project", "create", "acme/tools").stdout.strip()
+        path = tmp_path / wheel_filename("slow-pkg", "1.0")
+        path.write_bytes(wheel_bytes("slow-pkg", "1.0"))
+        release = flaky.hold("PUT")
+        outcome: list[subprocess.CompletedProcess[str]] = []
+        uploading = threading.Thread(target=lambda: outcome.append(run(
+            [str(BIN / "twine"), "upload", "--non-interactive", "--disable-progress-bar",
+             "--repository-url", f"{daemon.url}/api/v4/projects/{project}/packages/pypi",
+             "-u", "__token__", "-p", daemon.token, str(path)], check=False)))
+        uploading.start()
+        started = time.monotonic()
+        while not flaky.seen.get("PUT"):  # the put has reached the (held) store
+            assert time.monotonic() - started < 30, "the upload never reached the store"
+        answered = time.monotonic()
+        assert daemon.get("/-/health")[0] == 200
+        assert time.monotonic() - answered < 2.0  # not queued behind the held put
+        release.set()
+        uploading.join(timeout=60)
+        assert outcome and outcome[0].returncode == 0, outcome
+    finally:
+        daemon.stop()
+        flaky.stop()
