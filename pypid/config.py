@@ -75,8 +75,9 @@ class Config:
     s3_region: str | None = None
     s3_addressing_style: str = "auto"
     s3_verify_tls: bool = True
-    # Downloads: "serve" (pypid sends the bytes) or, with s3, "redirect" (a 302 to a
-    # presigned URL valid for download_expiry seconds).
+    # Downloads: "serve" (pypid sends the bytes, from the local copy) or, with s3,
+    # "redirect" (a 302 to a presigned URL valid for download_expiry seconds) or "proxy"
+    # (pypid streams ranges of the object, keeping no local copy).
     download: str = "serve"
     download_expiry: int = 300
 
@@ -279,7 +280,7 @@ _SETTINGS: dict[str, tuple[str, Any]] = {
     "s3-region": ("s3_region", _text),
     "s3-addressing-style": ("s3_addressing_style", _choice("auto", "path", "virtual")),
     "s3-verify-tls": ("s3_verify_tls", _boolean),
-    "download": ("download", _choice("serve", "redirect")),
+    "download": ("download", _choice("serve", "redirect", "proxy")),
     "download-expiry": ("download_expiry", _positive_int),
 }
 
@@ -328,8 +329,8 @@ def _consistent(config: Config) -> Config:
     """Settings that only make sense together."""
     if config.blob_store == "s3" and not config.s3_bucket:
         raise ConfigError("s3-bucket: required with --blob-store s3")
-    if config.download == "redirect" and config.blob_store != "s3":
-        raise ConfigError("download: redirect needs --blob-store s3")
+    if config.download in ("redirect", "proxy") and config.blob_store != "s3":
+        raise ConfigError(f"download: {config.download} needs --blob-store s3")
     if config.accel_redirect and config.blob_store != "file":
         raise ConfigError("accel-redirect: only with --blob-store file")
     return config

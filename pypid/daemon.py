@@ -246,6 +246,8 @@ def build_service(config: Config, reactor: Any) -> PypidService:
         presign=(lambda sha256, filename: blobs.presigned_url(  # type: ignore[union-attr]
             sha256, filename, config.download_expiry))
         if config.download == "redirect" else None,
+        read_range=blobs.read_range  # type: ignore[union-attr]
+        if config.download == "proxy" else None,
         upstream=upstream,
         upstream_default=Layer(config.upstream, config.upstream_allow,
                                config.upstream_min_age, config.upstream_ttl),
@@ -282,7 +284,8 @@ def blob_store(config: Config, data_dir: Path) -> FilesystemBlobs | S3Blobs:
     assert config.s3_bucket is not None
     store = S3Blobs(data_dir, S3Settings(
         config.s3_bucket, config.s3_prefix, config.s3_endpoint_url, config.s3_region,
-        config.s3_addressing_style, config.s3_verify_tls))
+        config.s3_addressing_style, config.s3_verify_tls),
+        keep_local=config.download != "proxy")
     store.check()
     remember(data_dir, store.settings)
     return store

@@ -63,8 +63,8 @@ class Options(usage.Options):
         ["s3-addressing-style", None, None, "auto, path or virtual [default: auto]"],
         ["s3-verify-tls", None, None, "Check the endpoint's TLS certificate [default: true]"],
         ["download", None, None,
-         "serve (pypid sends the bytes) or redirect (302 to a presigned S3 URL) "
-         "[default: serve]"],
+         "serve (pypid sends the bytes), redirect (302 to a presigned S3 URL) or proxy "
+         "(pypid streams the S3 object, keeping no local copy) [default: serve]"],
         ["download-expiry", None, None,
          "Seconds a presigned download URL is valid [default: 300]"],
         ["upstream", None, None,

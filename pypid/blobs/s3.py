@@ -82,8 +82,10 @@ def client_for(settings: S3Settings) -> Any:
 
 @implementer(IBlobStore)
 class S3Blobs:
-    def __init__(self, data_dir: Path, settings: S3Settings, client: Any = None) -> None:
+    def __init__(self, data_dir: Path, settings: S3Settings, client: Any = None,
+                 keep_local: bool = True) -> None:
         self.settings = settings
+        self.keep_local = keep_local  # False (--download proxy): no local copy of uploads
         self.local = FilesystemBlobs(data_dir)
         self.temp_dir = self.local.temp_dir
         self.client = client if client is not None else client_for(settings)
@@ -128,6 +130,9 @@ class S3Blobs:
         size = os.path.getsize(temp_path)
         if self._size(sha256) != size:
             self._put(temp_path, sha256, size)
+        if not self.keep_local:
+            self.local.discard(temp_path)
+            return
         self.local.sync_temp(temp_path)
         self.local.commit(temp_path, sha256)
 
@@ -265,6 +270,20 @@ class S3Blobs:
     def modified(self, sha256: str) -> float | None:
         head = self._head(sha256)
         return None if head is None else float(head["LastModified"].timestamp())
+
+    def read_range(self, sha256: str, offset: int, length: int) -> bytes:
+        """Bytes offset to offset + length of the object, from the bucket (--download
+        proxy: no local copy is kept)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self.client.get_object(
+                Bucket=self.settings.bucket, Key=self.key(sha256),
+                Range=f"bytes={offset}-{offset + length - 1}")
+            data: bytes = answer["Body"].read()
+            return data
+        except (ClientError, BotoCoreError):
+            raise S3Error("the object store failed a read") from None
 
     def presigned_url(self, sha256: str, filename: str, seconds: int) -> str:
         """A URL the client may GET the object from, for seconds, named filename."""

@@ -52,6 +52,7 @@ class RegistryApp:
         upstream: Upstream | None = None,
         upstream_default: Layer | None = None,
         presign: Callable[[str, str], str] | None = None,
+        read_range: Callable[[str, int, int], bytes] | None = None,
     ) -> None:
         self.caches = caches
         self.limiter = limiter
@@ -59,7 +60,7 @@ class RegistryApp:
         self.services = Services(run_db, run_worker, blobs, publisher, caches,
                                  max_upload_size, public_url, audit, metrics,
                                  accel_redirect, upstream, upstream_default or Layer(),
-                                 presign)
+                                 presign, read_range)
         self.gate = Gate(authenticator, run_db, caches, limiter,
                          metrics.stats if metrics is not None else None)
         self.app = Klein()

@@ -192,6 +192,80 @@ class FollowingProducer(BlobProducer):
         super().stopProducing()
 
 
+@implementer(IPushProducer)
+class RangeReader:
+    """Sends a byte range of a remote blob (--download proxy) a chunk at a time: the next
+    chunk is read (in a worker thread, by read(offset, length)) only once the last one was
+    written and the transport is not paused, so memory stays at one chunk per download.
+    A read that fails after the headers went out cuts the connection."""
+
+    def __init__(self, request: IRequest, read: Any, start: int, length: int) -> None:
+        self._request = request
+        self._read = read
+        self._offset = start
+        self._remaining = length
+        self._paused = False
+        self._reading = False
+        self._done = False
+
+    def start(self) -> None:
+        self._request.registerProducer(self, True)  # type: ignore[attr-defined]
+        self._next()
+
+    def _next(self) -> None:
+        if self._done or self._paused or self._reading:
+            return
+        if self._remaining <= 0:
+            self._done = True
+            self._request.unregisterProducer()  # type: ignore[attr-defined]
+            self._request.finish()
+            return
+        self._reading = True
+        size = min(CHUNK, self._remaining)
+        self._read(self._offset, size).addCallbacks(self._got, self._failed)
+
+    def _got(self, data: bytes) -> None:
+        self._reading = False
+        if self._done:
+            return
+        if not data:
+            self._failed(None)
+            return
+        self._offset += len(data)
+        self._remaining -= len(data)
+        self._request.write(data)
+        self._next()
+
+    def _failed(self, failure: Any) -> None:
+        self._reading = False
+        if self._done:
+            return
+        log.warn("cut off a proxied download: the object store failed a read")
+        self._done = True
+        transport = getattr(self._request.channel, "transport", None)  # type: ignore[attr-defined]
+        if transport is not None:
+            transport.abortConnection()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._next()
+
+    def stopProducing(self) -> None:
+        self._done = True
+
+
+def serve_remote(request: IRequest, read: Any, size: int, filename: str,
+                 etag: bytes) -> bytes | Resource:
+    """Answer a GET/HEAD (ranges, If-None-Match) for a blob read a chunk at a time."""
+    span = _prepare(request, size, filename, etag)
+    if span is None:
+        return b""
+    return Stream(RangeReader(request, read, *span))
+
+
 def follow(request: IRequest, fetch: Any, stream: IO[bytes], filename: str,
            etag: bytes, length: int) -> Resource:
     """Answer a plain GET with a file still arriving (see FollowingProducer)."""
@@ -211,7 +285,7 @@ class Stream(Resource):
 
     isLeaf = True
 
-    def __init__(self, producer: BlobProducer | FollowingProducer) -> None:
+    def __init__(self, producer: BlobProducer | RangeReader) -> None:
         super().__init__()
         self._producer = producer
 

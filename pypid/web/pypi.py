@@ -295,6 +295,12 @@ async def cached_file(
         return _accel_answer(services.accel_prefix, request, row, filename)
     if services.presign is not None:
         return _redirect_answer(services.presign, request, row, filename)
+    if services.read_range is not None:
+        read_range = services.read_range
+        return files.serve_remote(
+            request, lambda offset, length: services.run_worker(
+                read_range, row["blob_key"], offset, length),
+            row["size"], filename, _quoted(row["sha256"]))
     stream = await services.run_worker(services.blobs.open, row["blob_key"])
     if stream is None:
         log.error("blob {key} of {filename} is missing", key=row["blob_key"],
@@ -322,6 +328,8 @@ def file_in_memory(
         return _accel_answer(services.accel_prefix, request, row, filename)
     if services.presign is not None:
         return _redirect_answer(services.presign, request, row, filename)
+    if services.read_range is not None:
+        return None  # proxied downloads start in the handler (pypid.web.files.RangeReader)
     # Memory knows this file because it was just served, so its directory entry is cached
     # too: opening it is one cheap syscall, done here; its bytes are sent by the producer.
     stream = services.blobs.open_local(row["blob_key"])

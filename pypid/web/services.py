@@ -45,6 +45,8 @@ class Services:
     upstream_default: Layer = field(default_factory=Layer)
     # --download redirect: (sha256, filename) -> a presigned URL of the object.
     presign: Callable[[str, str], str] | None = None
+    # --download proxy: (sha256, offset, length) -> bytes of the object (a worker's job).
+    read_range: Callable[[str, int, int], bytes] | None = None
 
     def base_url(self, request: IRequest) -> str:
         """The server's external base URL: --public-url, else as the client reached it

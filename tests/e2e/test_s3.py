@@ -4,6 +4,7 @@ bucket stops the start, an unreachable store refuses uploads with 503 and keeps 
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -57,7 +58,7 @@ def publish_and_install(daemon: Daemon, tmp_path: Path, name: str) -> Path:
     return target
 
 
-@pytest.mark.parametrize("mode", ["serve", "redirect"])
+@pytest.mark.parametrize("mode", ["serve", "redirect", "proxy"])
 def test_pip_installs_from_s3(s3: str, tmp_path: Path, mode: str) -> None:
     """The upload's object is in the bucket under pypid/sha256/ab/<sha256>; pip installs
     it, through pypid (serve) or from a presigned URL (redirect: a 302 after the same
@@ -73,6 +74,31 @@ def test_pip_installs_from_s3(s3: str, tmp_path: Path, mode: str) -> None:
         url = f"/api/v4/projects/1/packages/pypi/files/{sha}/{wheel_filename('cloud-pkg', '1.0')}"
         code, _ = daemon.get(url)
         assert code == 401
+        local = list((tmp_path / "data" / "blobs" / "sha256").glob("??/*"))
+        assert (local == []) is (mode == "proxy")  # proxy keeps no local copy
+        if mode == "proxy":
+            import http.client
+
+            host, port = daemon.url.removeprefix("http://").split(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            connection.request("GET", url, headers={"Private-Token": daemon.token,
+                                                    "Range": "bytes=10-29"})
+            response = connection.getresponse()
+            part = response.read()
+            connection.close()
+            whole = wheel_bytes("cloud-pkg", "1.0")
+            assert (response.status, part) == (206, whole[10:30])
+            assert response.getheader("Content-Range") == f"bytes 10-29/{len(whole)}"
+            # A file of several chunks, read a chunk at a time while the client reads.
+            big = tmp_path / wheel_filename("big-cloud", "1.0")
+            big.write_bytes(wheel_bytes("big-cloud", "1.0", padding=3 * 1024 * 1024))
+            run([str(BIN / "twine"), "upload", "--non-interactive", "--disable-progress-bar",
+                 "--repository-url", f"{daemon.url}/api/v4/projects/1/packages/pypi",
+                 "-u", "__token__", "-p", daemon.token, str(big)])
+            digest = hashlib.sha256(big.read_bytes()).hexdigest()
+            code, body = daemon.get(f"/api/v4/projects/1/packages/pypi/files/{digest}/"
+                                    f"{big.name}", daemon.token)
+            assert code == 200 and body == big.read_bytes()
         if mode == "redirect":
             import http.client
 
