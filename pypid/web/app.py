@@ -63,6 +63,7 @@ class RegistryApp:
                                  presign, read_range)
         self.gate = Gate(authenticator, run_db, caches, limiter,
                          metrics.stats if metrics is not None else None)
+        self.services.gate = self.gate
         self.app = Klein()
         # No merging of '//' (werkzeug would answer it with a redirect of its own).
         self.app.url_map.merge_slashes = False

@@ -197,12 +197,7 @@ class Gate:
         """The request's principal (None: anonymous); 429 for banned addresses, 401 for
         credentials that are malformed or no good (each counted as a failed sign-in)."""
         address = client_address(request)
-        if self.limiter is not None:
-            left = self.limiter.banned_for(address)
-            if left is not None:
-                raise HTTPError(
-                    429, "Too Many Requests: too many failed sign-ins from your address",
-                    {b"Retry-After": b"%d" % max(1, int(left))})
+        self.check_ban(request)
         try:
             credentials: Credentials | None = credentials_from(request)
         except HTTPError:
@@ -215,6 +210,19 @@ class Gate:
             self._failed_sign_in(address)
             raise unauthorized("Unauthorized: invalid, expired or revoked token")
         return principal
+
+    def check_ban(self, request: IRequest) -> None:
+        """429 for an address banned for failed sign-ins (any way of signing in)."""
+        if self.limiter is not None:
+            left = self.limiter.banned_for(client_address(request))
+            if left is not None:
+                raise HTTPError(
+                    429, "Too Many Requests: too many failed sign-ins from your address",
+                    {b"Retry-After": b"%d" % max(1, int(left))})
+
+    def failed_sign_in(self, request: IRequest) -> None:
+        """A sign-in with a token that is no good (the web form's, too) counts to a ban."""
+        self._failed_sign_in(client_address(request))
 
     def _failed_sign_in(self, address: str) -> None:
         if self._stats is not None:

@@ -47,6 +47,7 @@ class Services:
     presign: Callable[[str, str], str] | None = None
     # --download proxy: (sha256, offset, length) -> bytes of the object (a worker's job).
     read_range: Callable[[str, int, int], bytes] | None = None
+    gate: Any = None  # the app's Gate: the sign-in page counts failures to its bans
 
     def base_url(self, request: IRequest) -> str:
         """The server's external base URL: --public-url, else as the client reached it

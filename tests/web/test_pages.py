@@ -4,6 +4,7 @@ packages switch, bad query strings, escaping, and the cache of a project's page.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.web.conftest import World
 from tests.web.helpers import Client, Reply
@@ -122,3 +123,21 @@ def test_refusals_of_pages_are_pages(world: World) -> None:
     reply = client.request("POST", "/acme/public/-/packages/1/yank", headers=FORM,
                            auth=world.tokens["mia"], data=b"reason=x")
     assert reply.code == 403 and b"CSRF" in reply.body and b"<!DOCTYPE html>" in reply.body
+
+
+def test_the_sign_in_form_counts_to_the_bans(tmp_path: Path) -> None:
+    """Guessing tokens through the web form gets the address banned like the API does, and
+    a banned address cannot sign in through the form either."""
+    from twisted.internet.task import Clock
+
+    from pypid.web.ratelimit import FailedAuthLimiter
+    from tests.web.helpers import new_client
+
+    limiter = FailedAuthLimiter(Clock(), limit=3, window=60, ban=300, allow=())
+    client = new_client(tmp_path, limiter=limiter)
+    good = client.harness.registry.create_token("root", "api")[1]
+    for _ in range(3):
+        assert sign_in(client, "glpat-guess").code == 401
+    reply = sign_in(client, good)
+    assert reply.code == 429 and "set-cookie" not in reply.headers
+    assert client.get("/api/v4/user", auth=("__token__", good)).code == 429

@@ -99,10 +99,15 @@ async def sign_in(services: Services, request: IRequest, allowed: Allowed) -> by
     if not expected or not hmac.compare_digest(sent, expected):
         raise HTTPError(403, "Forbidden: the sign-in form's CSRF token is missing or wrong; "
                              "reload the page and try again")
+    gate = services.gate
+    if gate is not None:
+        gate.check_ban(request)  # the form is no way around the sign-in bans
     token = fields.text("token", limit=200) or ""
     principal: Principal | None = await services.run_db(Registry.authenticate, None,
                                                         token.strip())
     if principal is None or principal.is_deploy_token or principal.token_id is None:
+        if gate is not None:
+            gate.failed_sign_in(request)
         return _sign_in_page(services, request, allowed,
                              "That is not a valid personal access token.", 401)
     secret, _csrf = await services.run_db(Registry.create_session, principal.token_id)
