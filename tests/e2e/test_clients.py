@@ -43,6 +43,15 @@ def pip_install(tmp_path: Path, url: str, requirement: str) -> Path:
     return target
 
 
+def uv_install(tmp_path: Path, url: str, requirement: str) -> Path:
+    """uv installs into a venv of its own; the venv's python."""
+    venv = tmp_path / f"uv-{abs(hash(url + requirement))}"
+    run([str(BIN / "uv"), "venv", "--python", sys.executable, str(venv)])
+    run([str(BIN / "uv"), "pip", "install", "--python", str(venv / "bin" / "python"),
+         "--no-cache", "--index-url", url, requirement])
+    return venv / "bin" / "python"
+
+
 def imported_value(site: Path, module: str) -> str:
     result = run([sys.executable, "-c", f"import {module}; print({module}.VALUE)"],
                  env={**environment(), "PYTHONPATH": str(site)})

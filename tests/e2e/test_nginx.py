@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.dists import wheel_filename, write_wheel
-from tests.e2e.daemon import Daemon
-from tests.e2e.test_clients import imported_value, pip_install, twine
+from tests.e2e.daemon import Daemon, run
+from tests.e2e.test_clients import imported_value, pip_install, twine, uv_install
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx")
                                   else None)
@@ -131,6 +131,9 @@ def test_pip_installs_through_nginx_which_sends_the_files(
     index = f"http://__token__:{daemon.token}@{host}/api/v4/projects/{project}/packages/pypi/simple/"
     site = pip_install(tmp_path, index, "viaproxy")
     assert imported_value(site, "viaproxy") == "1.0"
+    python = uv_install(tmp_path, index, "viaproxy")
+    assert run([str(python), "-c", "import viaproxy; print(viaproxy.VALUE)"]).stdout.strip() \
+        == "1.0"
     content = wheel.read_bytes()
     sha = hashlib.sha256(content).hexdigest()
     file_url = (f"{url}/api/v4/projects/{project}/packages/pypi/files/{sha}/"

@@ -15,6 +15,7 @@ import pytest
 
 from tests.dists import wheel_bytes, wheel_filename
 from tests.e2e.daemon import BIN, Daemon, environment, run
+from tests.e2e.test_clients import uv_install
 from tests.unit.test_blobs import moto_s3
 
 
@@ -51,10 +52,12 @@ def publish_and_install(daemon: Daemon, tmp_path: Path, name: str) -> Path:
          "-u", "__token__", "-p", daemon.token, str(path)])
     host = daemon.url.removeprefix("http://")
     target = tmp_path / "site"
+    index = f"http://__token__:{daemon.token}@{host}/api/v4/projects/{project}/packages/pypi/simple/"
     run([sys.executable, "-m", "pip", "--isolated", "install", "--no-cache-dir",
-         "--disable-pip-version-check", "--target", str(target), "--index-url",
-         f"http://__token__:{daemon.token}@{host}/api/v4/projects/{project}/packages/pypi/simple/",
-         name])
+         "--disable-pip-version-check", "--target", str(target), "--index-url", index, name])
+    python = uv_install(tmp_path, index, name)  # and uv, through the same mode
+    module = name.replace("-", "_")
+    assert run([str(python), "-c", f"import {module}"]).returncode == 0
     return target
 
 
