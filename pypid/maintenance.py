@@ -7,7 +7,6 @@ are immutable and content-addressed, so a consistent backup is a snapshot of the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sqlite3
@@ -15,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pypid.blobs.filesystem import CHUNK, FilesystemBlobs, fsync_directory
+from pypid.blobs.filesystem import FilesystemBlobs, fsync_directory
 from pypid.blobs.guard import BlobGuard
 from pypid.blobs.s3 import STORE_FILE, S3Blobs, remembered
 from pypid.interfaces import IBlobStore
@@ -62,14 +61,6 @@ class FsckReport:
             f"stale temp files, {verb}: {self.stale_temp_files}",
             "OK" if self.clean else ("REPAIRED" if self.repaired else "PROBLEMS FOUND"),
         ]
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _older_than(path: Path, seconds: float, now: float) -> bool:

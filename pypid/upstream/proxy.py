@@ -233,11 +233,6 @@ class Upstream:
             Deferred.fromCoroutine(self._fetch(entry, name, fetch)).addBoth(settle)
         return fetch
 
-    async def file(self, entry: UpstreamFile, name: str) -> Row:
-        """The file's row, once its blob is in the store (fetched and checked if need be)."""
-        found = await self.fetching(entry, name)
-        return found if isinstance(found, dict) else await found.outcome()
-
     async def _fetch(self, entry: UpstreamFile, name: str, fetch: FileFetch) -> Row:
         fetched = await self.client.download(entry.url, self.blobs, self.max_file_size,
                                              fetch, entry.size)

@@ -24,6 +24,14 @@ CHUNK = 256 * 1024
 log = Logger()
 
 
+def cut_connection(request: IRequest) -> None:
+    """Abort a download's connection: after its headers went out, the only way to tell
+    the client its bytes are not to be trusted (or not coming)."""
+    transport = getattr(request.channel, "transport", None)  # type: ignore[attr-defined]
+    if transport is not None:
+        transport.abortConnection()
+
+
 @implementer(IPushProducer)
 class BlobProducer:
     """Writes a byte range of a blob while the transport keeps up (push producer).
@@ -72,9 +80,7 @@ class BlobProducer:
         log.info("cutting a download whose client stopped reading for {seconds:.0f} s",
                  seconds=self._stall_limit)
         self.stopProducing()
-        transport = getattr(self._request.channel, "transport", None)  # type: ignore[attr-defined]
-        if transport is not None:
-            transport.abortConnection()
+        cut_connection(self._request)
 
     def _cancel_stall_timer(self) -> None:
         if self._stall_timer is not None:
@@ -179,9 +185,7 @@ class FollowingProducer(BlobProducer):
     def _cut(self) -> None:
         log.info("cut off a download whose upstream fetch failed its checks")
         self.stopProducing()
-        transport = getattr(self._request.channel, "transport", None)  # type: ignore[attr-defined]
-        if transport is not None:
-            transport.abortConnection()
+        cut_connection(self._request)
 
     def _finish(self) -> None:
         self._fetch.unwatch(self._arrived)
@@ -242,9 +246,7 @@ class RangeReader:
             return
         log.warn("cut off a proxied download: the object store failed a read")
         self._done = True
-        transport = getattr(self._request.channel, "transport", None)  # type: ignore[attr-defined]
-        if transport is not None:
-            transport.abortConnection()
+        cut_connection(self._request)
 
     def pauseProducing(self) -> None:
         self._paused = True

@@ -27,7 +27,7 @@ def group_json(base: str, row: Row) -> dict[str, Any]:
             "avatar_url": None, "web_url": f"{base}/groups/{row['path']}"}
 
 
-def _readable_groups(registry: Registry, principal: Principal | None,
+def readable_groups(registry: Registry, principal: Principal | None,
                      search: str | None) -> list[Row]:
     """Database thread: every group the principal may read."""
     found = []
@@ -42,7 +42,7 @@ def _readable_groups(registry: Registry, principal: Principal | None,
 
 async def list_groups(services: Services, request: IRequest, allowed: Allowed) -> bytes:
     fields = Fields(request)
-    rows = await services.run_db(_readable_groups, allowed.principal, fields.text("search"))
+    rows = await services.run_db(readable_groups, allowed.principal, fields.text("search"))
     base = services.base_url(request)
     page = paginated(request, rows, base)
     return json_answer(request, [group_json(base, row) for row in page])

@@ -29,10 +29,6 @@ def page(template: str, **context: Any) -> bytes:
     return _ENVIRONMENT.get_template(template).render(**context).encode("utf-8")
 
 
-def fragment(template: str, **context: Any) -> bytes:
-    return page(template, **context)
-
-
 def security_headers(request: IRequest) -> None:
     request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
     request.setHeader(b"Content-Security-Policy", _CSP)
@@ -61,4 +57,4 @@ def description(text: str, content_type: str | None) -> str:
     return str(rendered)
 
 
-__all__ = ["Markup", "description", "fragment", "page", "security_headers"]
+__all__ = ["Markup", "description", "page", "security_headers"]

@@ -24,6 +24,7 @@ from pypid.store.registry import Registry, Row
 from pypid.web import packages_api
 from pypid.web.errors import HTTPError, reason_phrase
 from pypid.web.gate import SESSION_COOKIE, Allowed
+from pypid.web.groups_api import readable_groups
 from pypid.web.pages import render, snippets
 from pypid.web.rest import Fields
 from pypid.web.services import Services
@@ -132,11 +133,9 @@ async def sign_out(services: Services, request: IRequest, allowed: Allowed) -> b
 def _home_rows(registry: Registry, principal: Principal | None) -> tuple[list[Row], list[Row]]:
     projects = registry.readable_projects(principal)
     counts = registry.package_counts([row["id"] for row in projects])
-    from pypid.web.groups_api import _readable_groups
-
     return ([{"path": row["path"], "visibility": row["visibility"],
               "packages": counts.get(row["id"], 0)} for row in projects],
-            _readable_groups(registry, principal, None))
+            readable_groups(registry, principal, None))
 
 
 async def home(services: Services, request: IRequest, allowed: Allowed) -> bytes:
@@ -185,7 +184,7 @@ def _listing(registry: Registry, project: Row, search: str, sort: str, page: int
     def query(number: int) -> str:
         return urlencode({"search": search, "sort": sort, "page": number})
 
-    return render.fragment("listing.html", packages=shown, page=page, pages=pages,
+    return render.page("listing.html", packages=shown, page=page, pages=pages,
                            total=len(rows), search=search, query=query,
                            base=f"/{quote(project['path'])}/-/packages")
 
