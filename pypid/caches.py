@@ -1,9 +1,12 @@
 """What the hot paths would otherwise ask SQLite for on every request, kept in memory.
 
-Invalidation: the daemon's own writes drop what they change (per project); writes by other
-processes (the admin CLI) are noticed through SQLite's data_version, polled twice a second,
-and drop everything. A fill that raced with an invalidation is not stored (generation
-check), so a stale answer cannot outlive the change that made it stale.
+Invalidation: a daemon's own writes drop what they change (per project, or everything)
+and publish it on the data dir's change signal (pypid.changes); before each request a
+daemon applies what other processes (another daemon, the admin CLI) published since its
+last request, so it reads their writes at once. Writers that do not publish (a sqlite3
+shell) are noticed through SQLite's data_version, polled twice a second, and drop
+everything. A fill that raced with an invalidation is not stored (generation check), so a
+stale answer cannot outlive the change that made it stale.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from pypid.changes import EVERYTHING, ChangeSignal
 from pypid.store.registry import Registry
 
 K = TypeVar("K")
@@ -88,8 +92,49 @@ class Caches:
     # Projects whose cache holds pages from an upstream: an upload anywhere may make such
     # a name local (never taken from upstream again), so every change drops them too.
     upstream_projects: set[int] = field(default_factory=set)
+    # Shared with the other processes on the data dir; None: this process is alone.
+    signal: ChangeSignal | None = None
+    seen: int = 0  # the signal's last change applied here
+
+    def __post_init__(self) -> None:
+        if self.signal is not None:
+            self.seen = self.signal.sequence()
+
+    def sync(self) -> None:
+        """Apply the changes other processes published since the last call (before each
+        request: one read of shared memory when nothing changed)."""
+        signal = self.signal
+        if signal is None:
+            return
+        now = signal.sequence()
+        if now == self.seen:
+            return
+        scopes = signal.since(self.seen, now)
+        self.seen = now
+        if scopes is None or EVERYTHING in scopes:
+            self.drop_all()
+        else:
+            for project_id in set(scopes):
+                self.drop_project(project_id)
+
+    def _publish(self, scope: int) -> None:
+        if self.signal is not None:
+            number = self.signal.publish(scope)
+            if number == self.seen + 1:  # nobody else published meanwhile: nothing to apply
+                self.seen = number
 
     def clear(self) -> None:
+        """This process changed something any cached answer may depend on."""
+        self.drop_all()
+        self._publish(EVERYTHING)
+
+    def project_changed(self, project_id: int) -> None:
+        """This process changed a project's packages: its pages, and every group page (any
+        group above it may show them; groups are few, so all their pages go)."""
+        self.drop_project(project_id)
+        self._publish(project_id)
+
+    def drop_all(self) -> None:
         self.generation += 1
         self.upstream_projects.clear()
         self.principals.clear()
@@ -100,9 +145,7 @@ class Caches:
         self.group_access.clear()
         self.group_data.clear()
 
-    def project_changed(self, project_id: int) -> None:
-        """A project's packages changed: its pages, and every group page (any group above
-        it may show them; groups are few, so all their pages go)."""
+    def drop_project(self, project_id: int) -> None:
         self.generation += 1
         self.project_data.pop(project_id)
         self.group_data.clear()
@@ -158,7 +201,8 @@ def _entry(store: BoundedCache[int, dict[Any, Any]], key: int) -> dict[Any, Any]
 
 
 class ChangeWatcher:
-    """Polls the database's data_version; another process's commit clears the caches."""
+    """Polls the database's data_version: another process's commit that was not published
+    on the change signal (a writer that is not pypid) drops the caches."""
 
     log = Logger()
 
@@ -168,6 +212,7 @@ class ChangeWatcher:
         self._run = run
         self._caches = caches
         self._seen: int | None = None
+        self._signalled: int | None = None
         self._loop = LoopingCall(self.check)
         self._loop.clock = clock
 
@@ -181,10 +226,17 @@ class ChangeWatcher:
             self._loop.stop()
 
     def check(self) -> Deferred[None]:
+        # Read before the query: a commit published meanwhile may look unpublished, which
+        # costs one needless drop, never a missed one.
+        signal = self._caches.signal
+        signalled = signal.sequence() if signal is not None else None
+
         def compare(version: int) -> None:
-            if self._seen is not None and version != self._seen:
-                self._caches.clear()
+            moved = self._seen is not None and version != self._seen
+            if moved and (signalled is None or signalled == self._signalled):
+                self._caches.drop_all()
             self._seen = version
+            self._signalled = signalled
 
         def failed(failure: Any) -> None:
             self.log.failure("cannot read the database's data_version", failure)

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from pypid.audit import AuditLog, cli_actor
 from pypid.blobs.s3 import S3Error
+from pypid.changes import EVERYTHING, ChangeSignal
 from pypid.config import DEFAULT_DATA_DIR
 from pypid.store import schema
 from pypid.store.db import DATABASE_NAME, open_registry
@@ -269,14 +270,16 @@ def _yank(registry: Registry, args: argparse.Namespace) -> str:
 
 def _fsck(registry: Registry, args: argparse.Namespace) -> str:
     from pypid.blobs.filesystem import FilesystemBlobs
+    from pypid.blobs.guard import LOCK_FILE, BlobGuard
     from pypid.blobs.s3 import S3Blobs, remembered
     from pypid.maintenance import fsck
 
     data_dir = Path(args.data_dir)
     s3 = remembered(data_dir)  # the daemon notes an S3 store in the data dir
     blobs = FilesystemBlobs(data_dir) if s3 is None else S3Blobs(data_dir, s3)
-    report = fsck(registry, blobs, repair=args.repair,
-                  grace=args.grace, verify=not args.quick)
+    # The data dir's guard: a running daemon's uploads in flight keep their blobs.
+    report = fsck(registry, blobs, repair=args.repair, grace=args.grace,
+                  verify=not args.quick, guard=BlobGuard(data_dir / LOCK_FILE))
     args.fsck_failed = not report.clean and not args.repair
     return "\n".join(report.lines())
 
@@ -494,6 +497,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             output = args.handler(registry, args)
         finally:
+            if registry.db.conn.total_changes:
+                # Running daemons drop what they cached before their next request.
+                signal = ChangeSignal(data_dir)
+                signal.publish(EVERYTHING)
+                signal.close()
             registry.close()
     except (StoreError, CliError, schema.SchemaError, S3Error) as error:
         print(f"pypid: {error}", file=sys.stderr)

@@ -27,9 +27,11 @@ from twisted.python.threadpool import ThreadPool
 from pypid.audit import AuditLog
 from pypid.authenticator import RegistryAuthenticator
 from pypid.blobs.filesystem import FilesystemBlobs
+from pypid.blobs.guard import LOCK_FILE as BLOB_LOCK_FILE
 from pypid.blobs.guard import BlobGuard
 from pypid.blobs.s3 import S3Blobs, S3Error, S3Settings, remember
 from pypid.caches import Caches, ChangeWatcher
+from pypid.changes import ChangeSignal
 from pypid.config import Config
 from pypid.interfaces import IBlobStore
 from pypid.maintenance import DEFAULT_GRACE_SECONDS, collect_garbage
@@ -195,10 +197,11 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     def run_worker(function: Any, *args: Any) -> Deferred[Any]:
         return deferToThreadPool(reactor, worker_pool, function, *args)
 
-    caches = Caches()
+    caches = Caches(signal=ChangeSignal(data_dir))
     blobs = blob_store(config, data_dir)
     queue = BoundedQueue(run_worker, config.upload_workers, config.upload_queue)
-    publisher = Publisher(blobs, queue, database.run, caches)
+    publisher = Publisher(blobs, queue, database.run, caches,
+                          BlobGuard(data_dir / BLOB_LOCK_FILE))
     limiter = FailedAuthLimiter(reactor, config.auth_failure_limit, config.auth_failure_window,
                                 config.auth_ban_time, config.auth_allowlist)
     upstream = Upstream(

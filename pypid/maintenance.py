@@ -77,6 +77,7 @@ def fsck(
 ) -> FsckReport:
     """Compare rows and blobs; with repair, make them agree (never touching young blobs)."""
     report = FsckReport(repaired=repair)
+    guard = guard or BlobGuard()  # one process alone (tests); the CLI passes the data dir's
     now = time.time()
     rows = list(registry.db.query(
         "SELECT id, package_id, project_id, filename, blob_key, metadata_sha256 "
@@ -100,7 +101,7 @@ def fsck(
     report.missing_blobs += [f"{row['filename']} (from upstream)" for row in broken_cached
                              if row["sha256"] not in stored]
     for key in sorted(stored - used):
-        if guard is not None and guard.is_held(key):
+        if guard.is_held(key):
             report.young_orphans += 1
         elif now - (blobs.modified(key) or now) > grace:
             report.orphan_blobs.append(key)
@@ -121,10 +122,7 @@ def fsck(
     # A cached upstream file is only a copy: without its row it is fetched again.
     registry.forget_upstream_files([row["id"] for row in broken_cached])
     for key in report.orphan_blobs:
-        if guard is None:
-            blobs.delete(key)
-        else:
-            guard.delete_unless_held(blobs, key)
+        guard.delete_unless_held(blobs, key, registry.unused)
     for path in stale:
         path.unlink(missing_ok=True)
     return report
@@ -140,7 +138,7 @@ def collect_garbage(
     report = fsck(registry, blobs, repair=False, grace=grace, verify=False, guard=guard)
     removed = 0
     for key in report.orphan_blobs:
-        if guard.delete_unless_held(blobs, key):
+        if guard.delete_unless_held(blobs, key, registry.unused):
             removed += 1
     return removed
 

@@ -253,20 +253,20 @@ def remove_unreferenced(
 ) -> None:
     """Database thread: delete the blobs no row references and no upload holds."""
     for key in registry.unreferenced(keys):
-        guard.delete_unless_held(blobs, key)
+        guard.delete_unless_held(blobs, key, registry.unused)
 
 
 class Publisher:
     def __init__(
         self, blobs: IBlobStore, queue: BoundedQueue,
-        run_db: Callable[..., Deferred[Any]], caches: Caches,
+        run_db: Callable[..., Deferred[Any]], caches: Caches, guard: BlobGuard | None = None,
     ) -> None:
         self._blobs = blobs
         self._queue = queue
         self._run_db = run_db
         self._caches = caches
         self._commits = GroupCommit(run_db)
-        self.guard = BlobGuard()
+        self.guard = guard or BlobGuard()
 
     async def publish(
         self, project: Row, principal: Principal, body: IO[bytes] | StreamedForm,

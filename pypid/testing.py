@@ -58,9 +58,12 @@ class MemoryBlobs:
         temp_dir.mkdir(parents=True, exist_ok=True)
         self.blobs: dict[str, bytes] = {}
         self.synced: set[str] = set()
+        self.made: set[str] = set()
 
     def new_temp(self) -> IO[bytes]:
-        return tempfile.NamedTemporaryFile(dir=self.temp_dir, delete=False)
+        stream = tempfile.NamedTemporaryFile(dir=self.temp_dir, delete=False)
+        self.made.add(stream.name)
+        return stream
 
     def sync_temp(self, temp_path: str) -> None:
         self.synced.add(temp_path)
@@ -103,8 +106,9 @@ class MemoryBlobs:
     def sweep_temp(self) -> int:
         removed = 0
         for path in self.temp_dir.iterdir():
-            path.unlink()
-            removed += 1
+            if str(path) not in self.made:  # its own are in use: this process lives
+                path.unlink()
+                removed += 1
         return removed
 
 

@@ -2,7 +2,10 @@
 
 Layout: blobs/sha256/ab/abcd... (256 fan-out directories, made once); temp files in tmp/.
 A crash at any point leaves either no blob or a complete one; temp leftovers are swept at
-start. Keys are checked to be 64 lowercase hex digits before any path is built, so no
+start. Several processes may share the data dir, so each store that makes temp files
+holds an flock on tmp-owners/<its token>.lock while its process lives, and a sweep only
+removes the temp files of owners whose lock is free (the process is gone, even by
+kill -9). Keys are checked to be 64 lowercase hex digits before any path is built, so no
 client string reaches the disk.
 
 One level of 256 directories, made when the store is first opened: an upload then renames
@@ -14,11 +17,13 @@ which ext4 and XFS index. Stores in that layout are moved over when first opened
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import itertools
 import os
 import re
 import secrets
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -28,6 +33,8 @@ from pypid.interfaces import IBlobStore
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 LAYOUT_MARK = "LAYOUT"  # present once the one-level layout is in place
+OWNERS_DIR = "tmp-owners"
+_PART = re.compile(r"^blob-([0-9a-f]{12})-\d+\.part$")
 CHUNK = 1 << 20
 
 
@@ -62,8 +69,12 @@ class FilesystemBlobs:
             self._adopt_flat_layout()
         self._temp_dir_text = str(self.temp_dir.resolve())
         self._root_text = str(self.root)
-        self._temp_prefix = os.path.join(self._temp_dir_text, f"blob-{secrets.token_hex(6)}-")
+        self._token = secrets.token_hex(6)
+        self._temp_prefix = os.path.join(self._temp_dir_text, f"blob-{self._token}-")
         self._temp_names = itertools.count()
+        self._owners = data_dir / OWNERS_DIR
+        self._owner_fd: int | None = None
+        self._owning = threading.Lock()
 
     def path(self, sha256: str) -> Path:
         check_key(sha256)
@@ -72,7 +83,20 @@ class FilesystemBlobs:
     def new_temp(self) -> IO[bytes]:
         # A name from a counter: cheaper than tempfile's random names on the upload path,
         # and mode "x" (O_EXCL) still refuses to reuse a name.
+        if self._owner_fd is None:
+            self._claim_temp_names()
         return open(f"{self._temp_prefix}{next(self._temp_names)}.part", "xb")
+
+    def _claim_temp_names(self) -> None:
+        """Lock this store's owner file (before its first temp file), for the process's
+        life: another process's sweep keeps these temp files while it is held."""
+        with self._owning:
+            if self._owner_fd is not None:
+                return
+            self._owners.mkdir(exist_ok=True)
+            fd = os.open(self._owners / f"{self._token}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new name: nobody holds it
+            self._owner_fd = fd
 
     def _own_temp(self, temp_path: str) -> Path:
         name = str(temp_path)
@@ -186,9 +210,39 @@ class FilesystemBlobs:
         fsync_directory(self.root)
 
     def sweep_temp(self) -> int:
+        """Remove the temp files no living store owns; how many."""
         removed = 0
+        living: dict[str, bool] = {}
         for path in self.temp_dir.iterdir():
-            if path.is_file():
-                path.unlink(missing_ok=True)
-                removed += 1
+            if not path.is_file():
+                continue
+            match = _PART.match(path.name)
+            if match is not None:
+                owner = match.group(1)
+                if owner not in living:
+                    living[owner] = self._owner_lives(owner)
+                if living[owner]:
+                    continue
+            path.unlink(missing_ok=True)
+            removed += 1
+        if self._owners.is_dir():
+            for lock in self._owners.glob("*.lock"):
+                if lock.stem not in living and not self._owner_lives(lock.stem):
+                    lock.unlink(missing_ok=True)
         return removed
+
+    def _owner_lives(self, owner: str) -> bool:
+        if owner == self._token:
+            return True
+        try:
+            fd = os.open(self._owners / f"{owner}.lock", os.O_RDWR)
+        except FileNotFoundError:
+            return False  # no owner file (an older pypid's): nobody can be using it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # and with it the lock just taken
+        (self._owners / f"{owner}.lock").unlink(missing_ok=True)
+        return False

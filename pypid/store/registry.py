@@ -627,6 +627,10 @@ class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries
         row = self._one("SELECT content FROM core_metadata WHERE sha256 = ?", (sha256,))
         return self.upstream_metadata(sha256) if row is None else bytes(row["content"])
 
+    def unused(self, key: str) -> bool:
+        """No row references this blob key now."""
+        return bool(self.unreferenced([key]))
+
     def unreferenced(self, keys: list[str]) -> list[str]:
         """Which of these blob keys no file row references any more."""
         return sorted(

@@ -252,7 +252,8 @@ class Upstream:
         # Checked: those following the fetch may have every byte now, while it is made
         # durable as an upload is (the blob under its key first, then the row).
         fetch.passed()
-        self.guard.hold([entry.sha256])
+        # In a worker: the hold may wait for another process's delete of these bytes.
+        await self.run_worker(self.guard.hold, [entry.sha256])
         try:
             await self.run_worker(self.blobs.sync_temp, fetched.temp_path)
             await self.run_worker(self.blobs.commit, fetched.temp_path, entry.sha256)

@@ -1,11 +1,13 @@
 """The fast lane: answers from memory what the route table and the gate allow, before
 Klein's dispatch. It has no rules of its own.
 
-For each request: the route table's match (memoized, pypid.web.routes.Router); for an
-endpoint with a `from_memory` twin or a `direct` handler, the gate's memory-only `peek`;
-if that allows, the twin answers from the caches (or runs the handler directly). Whatever
-memory cannot answer, and every refusal, goes to the Klein routes, which answer it and
-fill the caches, exactly as for any first request.
+For each request (every request enters here): first the changes other processes on the
+data dir published (Caches.sync, one read of shared memory); then the route table's match
+(memoized, pypid.web.routes.Router); for an endpoint with a `from_memory` twin or a
+`direct` handler, the gate's memory-only `peek`; if that allows, the twin answers from
+the caches (or runs the handler directly). Whatever memory cannot answer, and every
+refusal, goes to the Klein routes, which answer it and fill the caches, exactly as for
+any first request.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ class FastLane(Resource):
         self._router = app.router
         self._gate = app.gate
         self._services = app.services
+        self._caches = app.services.caches
         self._fallback = fallback
         self._stats = app.metrics.stats if app.metrics is not None else None
 
     def render(self, request: IRequest) -> bytes | int:
+        self._caches.sync()
         match = self._router.match(request.method, request.path)
         endpoint = match.endpoint
         # The label the Site counts the request under (/-/metrics), matched once, here.

@@ -95,13 +95,16 @@ def test_commit_is_idempotent(store: IBlobStore) -> None:
 
 
 def test_put_bytes_and_sweep(store: IBlobStore) -> None:
-    """Small content is stored by hash; temp leftovers are swept."""
+    """Small content is stored by hash; temp leftovers nobody owns are swept, and the
+    temp files of a store whose process lives are kept."""
     key = store.put_bytes(b"metadata")
     assert key == hashlib.sha256(b"metadata").hexdigest()
     assert store.verify(key)
     with store.new_temp() as stream:
-        stream.write(b"half an upload")
+        stream.write(b"half an upload, still arriving")
+    (Path(store.temp_dir) / "blob-0123456789ab-7.part").write_bytes(b"left by a dead process")
     assert store.sweep_temp() == 1
+    assert os.path.exists(stream.name)
     assert store.sweep_temp() == 0
 
 
@@ -197,3 +200,36 @@ def test_s3_objects_and_the_local_copy(s3_endpoint: str, tmp_path: Path) -> None
                                                      "us-east-1", "path"))
     with pytest.raises(S3Error, match="cannot reach"):
         unreachable.check()
+
+
+SWEEP_CHILD = """
+import sys
+from pathlib import Path
+from pypid.blobs.filesystem import FilesystemBlobs
+
+stream = FilesystemBlobs(Path(sys.argv[1])).new_temp()
+stream.write(b"an upload in another daemon")
+stream.flush()
+print(stream.name, flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_sweep_keeps_a_living_process_temp_files(tmp_path: Path) -> None:
+    """A daemon starting on a shared data dir leaves another daemon's uploads alone, and
+    removes them once that process is gone (here, by SIGKILL)."""
+    import subprocess
+    import sys
+
+    with subprocess.Popen([sys.executable, "-c", SWEEP_CHILD, str(tmp_path)],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as other:
+        assert other.stdout is not None
+        name = other.stdout.readline().strip()
+        starting = FilesystemBlobs(tmp_path)
+        assert starting.sweep_temp() == 0
+        assert os.path.exists(name)
+        other.kill()
+        other.wait(timeout=30)
+    assert FilesystemBlobs(tmp_path).sweep_temp() == 1
+    assert not os.path.exists(name)
+    assert list((tmp_path / "tmp-owners").iterdir()) == []
