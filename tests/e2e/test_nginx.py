@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from base64 import b64encode
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def nginx_config(work: Path, port: int, daemon_url: str, blobs: Path) -> Path:
+def nginx_config(work: Path, port: int, daemon_urls: str | list[str], blobs: Path) -> Path:
+    """nginx in front of one daemon, or of several on one data dir (an upstream block, as
+    conf/nginx.conf shows)."""
+    urls = [daemon_urls] if isinstance(daemon_urls, str) else daemon_urls
+    servers = "".join(f"        server {url.removeprefix('http://')};\n" for url in urls)
     work.mkdir(parents=True, exist_ok=True)
     config = work / "nginx.conf"
     # `user root` lets the worker read the test's 0700 temp dirs when CI runs as root;
@@ -51,11 +56,16 @@ http {{
     fastcgi_temp_path {work}/fastcgi;
     uwsgi_temp_path {work}/uwsgi;
     scgi_temp_path {work}/scgi;
+    upstream pypid {{
+{servers}        keepalive 16;
+    }}
     server {{
         listen 127.0.0.1:{port};
         client_max_body_size 60m;
         location / {{
-            proxy_pass {daemon_url};
+            proxy_pass http://pypid;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
             proxy_set_header Host $host;
             proxy_request_buffering off;
         }}
@@ -71,19 +81,17 @@ http {{
     return config
 
 
-@pytest.fixture
-def behind_nginx(tmp_path: Path) -> Iterator[tuple[Daemon, str]]:
+@contextmanager
+def running_nginx(work: Path, daemon_urls: str | list[str], blobs: Path) -> Iterator[str]:
+    """A real nginx in front of the daemon(s) on a free port; yields its URL."""
     if NGINX is None:
         if os.environ.get("CI"):
             pytest.fail("nginx is not installed (.ci/run installs it)")
         pytest.skip("nginx is not installed")
-    daemon = Daemon(tmp_path / "data", args=["--accel-redirect", PREFIX]).start()
     port = free_port()
-    config = nginx_config(tmp_path / "nginx", port, daemon.url,
-                          (tmp_path / "data" / "blobs" / "sha256").resolve())
-    nginx = subprocess.Popen([NGINX, "-c", str(config), "-p", str(tmp_path / "nginx")],
+    config = nginx_config(work, port, daemon_urls, blobs.resolve())
+    nginx = subprocess.Popen([NGINX, "-c", str(config), "-p", str(work)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -94,12 +102,24 @@ def behind_nginx(tmp_path: Path) -> Iterator[tuple[Daemon, str]]:
                 assert nginx.poll() is None, nginx.stderr.read() if nginx.stderr else ""
                 assert time.monotonic() < deadline, "nginx did not start"
                 time.sleep(0.05)
-        yield daemon, url
+        yield f"http://127.0.0.1:{port}"
     finally:
         nginx.terminate()
         nginx.wait(timeout=20)
         if nginx.stderr is not None:
             nginx.stderr.close()
+
+
+@pytest.fixture
+def behind_nginx(tmp_path: Path) -> Iterator[tuple[Daemon, str]]:
+    if NGINX is None and not os.environ.get("CI"):
+        pytest.skip("nginx is not installed")
+    daemon = Daemon(tmp_path / "data", args=["--accel-redirect", PREFIX]).start()
+    try:
+        with running_nginx(tmp_path / "nginx", daemon.url,
+                           tmp_path / "data" / "blobs" / "sha256") as url:
+            yield daemon, url
+    finally:
         daemon.stop()
 
 
