@@ -26,8 +26,8 @@ from pathlib import Path
 FILE_NAME = "changes"
 EVERYTHING = 0  # a scope: no project id is 0 (SQLite's rowids start at 1)
 SLOTS = 255
-_HEADER = struct.Struct("<Q")
-_SLOT = struct.Struct("<Qq")
+_HEADER = struct.Struct("=Q")  # native order: the memoryview below reads it too
+_SLOT = struct.Struct("=Qq")
 SIZE = _HEADER.size + SLOTS * _SLOT.size
 
 
@@ -43,11 +43,12 @@ class ChangeSignal:
             os.close(fd)
             raise
         self._fd = fd
+        # The sequence as an item of a memoryview: the cheapest read Python has of it.
+        self._words = memoryview(self._map).cast("Q")
 
     def sequence(self) -> int:
         """The number of the last change any process published."""
-        value: int = _HEADER.unpack_from(self._map, 0)[0]
-        return value
+        return self._words[0]
 
     def publish(self, scope: int) -> int:
         """Announce a committed change of one project (or EVERYTHING); its number."""
@@ -73,6 +74,7 @@ class ChangeSignal:
         return scopes
 
     def close(self) -> None:
+        self._words.release()
         self._map.close()
         os.close(self._fd)
 

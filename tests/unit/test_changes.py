@@ -50,7 +50,7 @@ def test_a_slot_that_does_not_carry_its_number_is_unknown(tmp_path: Path) -> Non
     signal.publish(5)
     with open(tmp_path / FILE_NAME, "r+b") as stream:
         stream.seek(8 + 1 * 16)  # slot of change 1
-        stream.write((99).to_bytes(8, "little"))
+        stream.write((99).to_bytes(8, sys.byteorder))
     assert signal.since(0, 1) is None
 
 
