@@ -1,8 +1,8 @@
 """IAuthenticator on the registry database, with a principal cache for the hot path.
 
 A token check is O(1): a dict hit in memory after the first use. Revocations and new
-tokens made by the admin CLI clear the cache within a second (caches.ChangeWatcher);
-expiry is re-checked on every hit.
+tokens made by another process (the admin CLI, another daemon) clear the cache before
+the next request (caches.Caches.sync); expiry is re-checked on every hit.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The admin command: `pypid --data-dir PATH ...`, working beside a running daemon.
 
 It opens the same SQLite database (WAL mode) and writes in short immediate transactions;
-the daemon notices the change within a second. Results go to stdout, one-line errors to
+then publishes on the data dir's change signal, so running daemons apply the change
+before their next request. Results go to stdout, one-line errors to
 stderr with a non-zero exit.
 """
 

@@ -415,7 +415,10 @@ class Registry(NamespaceQueries, UpstreamQueries, AccountQueries, ProjectQueries
         """On an empty database: admin user root and an api token; returns the secret."""
         if self.has_users():
             return None
-        self.create_user("root", admin=True)
+        try:
+            self.create_user("root", admin=True)
+        except Conflict:
+            return None  # a daemon starting beside this one on the data dir made it first
         _, secret = self.create_token("root", "api", name="initial-root-token")
         return secret
 

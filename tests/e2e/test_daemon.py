@@ -27,7 +27,8 @@ def test_first_start(daemon: Daemon) -> None:
 
 
 def test_cli_beside_the_running_daemon(daemon: Daemon) -> None:
-    """CLI changes are seen by the daemon; a revoked token is refused within a second."""
+    """CLI changes are seen by the daemon; a revoked token is refused at the next request
+    (the CLI publishes on the change signal before it exits)."""
     project_id = daemon.cli("project", "create", "acme/tools").stdout.strip()
     daemon.cli("user", "create", "alice")
     daemon.cli("member", "add", "acme/tools", "alice", "--role", "reporter")
@@ -36,10 +37,7 @@ def test_cli_beside_the_running_daemon(daemon: Daemon) -> None:
     assert daemon.get(SIMPLE.format("acme%2Ftools"), secret)[0] == 200
     token_id = daemon.cli("token", "list", "alice", "--json").stdout.split('"id": ')[1].split(",")[0]
     daemon.cli("token", "revoke", token_id)
-    revoked_at = time.monotonic()
-    # Poll the contract itself: refused within one second of the CLI's commit.
-    while daemon.get(SIMPLE.format(project_id), secret)[0] != 401:
-        assert time.monotonic() - revoked_at < 1.0, "revocation not seen within a second"
+    assert daemon.get(SIMPLE.format(project_id), secret)[0] == 401
     assert daemon.get(SIMPLE.format(project_id), daemon.token)[0] == 200
     assert daemon.token not in daemon.log and secret not in daemon.log
 
@@ -217,7 +215,7 @@ def test_json_logs(tmp_path: Path) -> None:
 
 def test_group_changes_by_the_cli_reach_the_running_daemon(daemon: Daemon) -> None:
     """A group membership added and removed with the CLI changes what the daemon's group
-    index shows within a second (its cached group access is dropped too)."""
+    index shows at its next request (its cached group access is dropped too)."""
     daemon.cli("project", "create", "team/private-tools")
     daemon.cli("user", "create", "gwen")
     secret = daemon.cli("token", "create", "gwen", "--scopes", "read_api").stdout.strip()
@@ -226,6 +224,4 @@ def test_group_changes_by_the_cli_reach_the_running_daemon(daemon: Daemon) -> No
     for change, expected in ((("add", "team", "gwen", "--role", "reporter"), 200),
                              (("remove", "team", "gwen"), 404)):
         daemon.cli("group", "member", *change)
-        changed_at = time.monotonic()
-        while daemon.get(group_index, secret)[0] != expected:
-            assert time.monotonic() - changed_at < 1.0, f"group member {change[0]} not seen"
+        assert daemon.get(group_index, secret)[0] == expected, f"{change[0]} not seen"

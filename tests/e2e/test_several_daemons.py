@@ -231,3 +231,20 @@ def requests_answered(daemon: Daemon) -> float:
         if line.startswith("pypid_requests_total{") and 'endpoint="metrics"' not in line:
             total += float(line.split()[-1])
     return total
+
+
+def test_two_daemons_started_together_on_a_new_data_dir(tmp_path: Path) -> None:
+    """Both create the data dir at once: the schema is made once, root once (the one
+    whose insert lost leaves the token to the other), and both serve."""
+    daemons = [Daemon(tmp_path / "data"), Daemon(tmp_path / "data")]
+    with ThreadPoolExecutor(2) as pool:
+        started = list(pool.map(lambda daemon: daemon.start(), daemons))
+    try:
+        token = started[0].token
+        for daemon in started:
+            code, body = call(daemon, "GET", "/api/v4/users", token)
+            assert code == 200, body
+            assert [user["username"] for user in json.loads(body)] == ["root"]
+    finally:
+        for daemon in started:
+            daemon.stop()
