@@ -63,11 +63,11 @@ def wait_for(url: str) -> None:
 
 
 def start_pypid(work: Path, port: int, *options: str,
-                tree: Path = REPO) -> tuple[subprocess.Popen[bytes], str]:
-    """`twistd -n pypid` from tree on CPU 0, data dir work/data; the process (once it
+                tree: Path = REPO, cpu: str = "0") -> tuple[subprocess.Popen[bytes], str]:
+    """`twistd -n pypid` from tree on CPU cpu, data dir work/data; the process (once it
     listens) and root's token."""
     daemon = subprocess.Popen(
-        pinned("0", [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir",
+        pinned(cpu, [str(BIN / "twistd"), "-n", "--pidfile=", "pypid", "--data-dir",
                      str(work / "data"), "--listen", f"tcp:{port}:interface=127.0.0.1",
                      *options]),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
