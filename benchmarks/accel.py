@@ -29,8 +29,8 @@ from tests.dists import wheel_bytes, wheel_filename
 PREFIX = "/_pypid_blobs/"
 
 
-def nginx_config(work: Path, port: int, direct_port: int, static_port: int,
-                 accel_upstream: int, plain_upstream: int, blobs: Path, static: Path) -> Path:
+def nginx_conf(work: Path, http: str) -> Path:
+    """A benchmark's nginx.conf: one worker, its files under work, then http's lines."""
     user = "user root;" if os.geteuid() == 0 else ""
     config = work / "nginx.conf"
     config.write_text(f"""
@@ -41,6 +41,15 @@ http {{
     access_log off; sendfile on; tcp_nopush on;
     client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;
     fastcgi_temp_path {work}/fastcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+{http}
+}}
+""")
+    return config
+
+
+def nginx_config(work: Path, port: int, direct_port: int, static_port: int,
+                 accel_upstream: int, plain_upstream: int, blobs: Path, static: Path) -> Path:
+    return nginx_conf(work, f"""
     upstream accel {{ server 127.0.0.1:{accel_upstream}; keepalive 32; }}
     upstream plain {{ server 127.0.0.1:{plain_upstream}; keepalive 32; }}
     server {{
@@ -55,10 +64,7 @@ http {{
         location / {{ proxy_pass http://plain; proxy_http_version 1.1;
                      proxy_set_header Connection ""; }}
     }}
-    server {{ listen 127.0.0.1:{static_port}; root {static}; }}
-}}
-""")
-    return config
+    server {{ listen 127.0.0.1:{static_port}; root {static}; }}""")
 
 
 def main() -> int:

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accel import PREFIX, nginx_conf
 from quick import BIN, REPO, free_port, pinned, wait_for
 
 BENCH = REPO.parent / "shared" / "bench"
 DATA = Path(os.environ.get("BENCH_DATA", "/tmp/bench-data"))  # noqa: S108 - the harness's
 CASES = os.environ.get("SEVERAL_CASES", "a,b,c,d")
-PREFIX = "/_pypid_blobs/"
 
 
 def start_daemon(data: Path, port: int, cpu: str, *options: str) -> subprocess.Popen[bytes]:
@@ -52,7 +52,6 @@ def start_nginx(work: Path, port: int, servers: list[int] | None, static: Path
     """nginx in front of the daemons (downloads sent by nginx: --accel-redirect, as
     conf/nginx.conf), or serving the static tree static."""
     work.mkdir(parents=True, exist_ok=True)
-    user = "user root;" if os.geteuid() == 0 else ""
     if servers is not None:
         upstream = "".join(f"server 127.0.0.1:{server}; " for server in servers)
         inner = ("location / { proxy_pass http://pypid; proxy_http_version 1.1; "
@@ -62,18 +61,9 @@ def start_nginx(work: Path, port: int, servers: list[int] | None, static: Path
         block = f"upstream pypid {{ {upstream} keepalive 64; }}"
     else:
         inner, block = f"root {static};", ""
-    (work / "nginx.conf").write_text(f"""
-{user}
-daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off; sendfile on; tcp_nopush on;
-    client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;
-    fastcgi_temp_path {work}/fastcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+    nginx_conf(work, f"""
     {block}
-    server {{ listen 127.0.0.1:{port}; client_max_body_size 60m; {inner} }}
-}}
-""")
+    server {{ listen 127.0.0.1:{port}; client_max_body_size 60m; {inner} }}""")
     nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c",
                               str(work / "nginx.conf"), "-p", str(work)])
     wait_for(f"http://127.0.0.1:{port}")
