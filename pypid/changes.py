@@ -32,8 +32,11 @@ SIZE = _HEADER.size + SLOTS * _SLOT.size
 
 
 class ChangeSignal:
-    def __init__(self, data_dir: Path) -> None:
-        fd = os.open(data_dir / FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    def __init__(self, data_dir: Path, create: bool = True) -> None:
+        """create: the daemon makes the file; the admin CLI opens it only if a daemon made
+        it (so that a CLI run by another user never leaves a file the daemon cannot open)."""
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        fd = os.open(data_dir / FILE_NAME, flags, 0o600)
         try:
             if os.fstat(fd).st_size < SIZE:
                 # Growing is idempotent (zeros), so racing processes agree; never shrunk.

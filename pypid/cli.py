@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from pypid.audit import AuditLog, cli_actor
 from pypid.blobs.s3 import S3Error
 from pypid.changes import EVERYTHING, ChangeSignal
+from pypid.changes import FILE_NAME as CHANGES_FILE
 from pypid.config import DEFAULT_DATA_DIR
 from pypid.store import schema
 from pypid.store.db import DATABASE_NAME, open_registry
@@ -279,8 +280,9 @@ def _fsck(registry: Registry, args: argparse.Namespace) -> str:
     s3 = remembered(data_dir)  # the daemon notes an S3 store in the data dir
     blobs = FilesystemBlobs(data_dir) if s3 is None else S3Blobs(data_dir, s3)
     # The data dir's guard: a running daemon's uploads in flight keep their blobs.
+    lock = data_dir / LOCK_FILE  # made by the daemon; never by the CLI (see changes.py)
     report = fsck(registry, blobs, repair=args.repair, grace=args.grace,
-                  verify=not args.quick, guard=BlobGuard(data_dir / LOCK_FILE))
+                  verify=not args.quick, guard=BlobGuard(lock if lock.exists() else None))
     args.fsck_failed = not report.clean and not args.repair
     return "\n".join(report.lines())
 
@@ -498,9 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             output = args.handler(registry, args)
         finally:
-            if registry.db.conn.total_changes:
+            if registry.db.conn.total_changes and (data_dir / CHANGES_FILE).exists():
                 # Running daemons drop what they cached before their next request.
-                signal = ChangeSignal(data_dir)
+                signal = ChangeSignal(data_dir, create=False)
                 signal.publish(EVERYTHING)
                 signal.close()
             registry.close()

@@ -73,6 +73,7 @@ class FilesystemBlobs:
         self._temp_prefix = os.path.join(self._temp_dir_text, f"blob-{self._token}-")
         self._temp_names = itertools.count()
         self._owners = data_dir / OWNERS_DIR
+        self._owners.mkdir(exist_ok=True)
         self._owner_fd: int | None = None
         self._owning = threading.Lock()
 
@@ -93,7 +94,6 @@ class FilesystemBlobs:
         with self._owning:
             if self._owner_fd is not None:
                 return
-            self._owners.mkdir(exist_ok=True)
             fd = os.open(self._owners / f"{self._token}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new name: nobody holds it
             self._owner_fd = fd
@@ -225,19 +225,20 @@ class FilesystemBlobs:
                     continue
             path.unlink(missing_ok=True)
             removed += 1
-        if self._owners.is_dir():
-            for lock in self._owners.glob("*.lock"):
-                if lock.stem not in living and not self._owner_lives(lock.stem):
-                    lock.unlink(missing_ok=True)
+        for lock in self._owners.glob("*.lock"):
+            if lock.stem not in living and not self._owner_lives(lock.stem):
+                lock.unlink(missing_ok=True)
         return removed
 
     def _owner_lives(self, owner: str) -> bool:
         if owner == self._token:
             return True
         try:
-            fd = os.open(self._owners / f"{owner}.lock", os.O_RDWR)
+            fd = os.open(self._owners / f"{owner}.lock", os.O_RDONLY)
         except FileNotFoundError:
             return False  # no owner file (an older pypid's): nobody can be using it
+        except PermissionError:
+            return True  # another user's process (the CLI run as root): left alone
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -113,3 +113,21 @@ def test_the_watcher_drops_for_unpublished_writes_only(tmp_path: Path) -> None:
     version[0] = 3  # a commit nobody published (a sqlite3 shell)
     watcher.check()
     assert caches.for_project(1) == {}
+
+
+def test_the_cli_publishes_its_changes_only(tmp_path: Path) -> None:
+    """A CLI command that changed rows publishes "everything" for the running daemons; a
+    listing publishes nothing; and the CLI never makes the file itself (a CLI run as
+    another user would leave one the daemon cannot open)."""
+    from pypid import cli
+    from pypid.store.db import open_registry
+
+    open_registry(tmp_path).close()
+    assert cli.main(["--data-dir", str(tmp_path), "user", "create", "alice"]) == 0
+    assert not (tmp_path / FILE_NAME).exists()
+    daemon = ChangeSignal(tmp_path)  # what a daemon makes at its start
+    seen = daemon.sequence()
+    assert cli.main(["--data-dir", str(tmp_path), "project", "list"]) == 0
+    assert daemon.sequence() == seen
+    assert cli.main(["--data-dir", str(tmp_path), "user", "create", "bob"]) == 0
+    assert daemon.since(seen, daemon.sequence()) == [EVERYTHING]
