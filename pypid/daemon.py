@@ -44,7 +44,7 @@ from pypid.upstream.settings import Layer
 from pypid.web.app import RegistryApp
 from pypid.web.formbody import streamed_body
 from pypid.web.metrics import Metrics, Stats
-from pypid.web.ratelimit import FailedAuthLimiter
+from pypid.web.ratelimit import AUTH_FAILURES_FILE, FailedAuthLimiter
 from pypid.web.site import PypidSite
 
 log = Logger()
@@ -203,7 +203,8 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     publisher = Publisher(blobs, queue, database.run, caches,
                           BlobGuard(data_dir / BLOB_LOCK_FILE))
     limiter = FailedAuthLimiter(reactor, config.auth_failure_limit, config.auth_failure_window,
-                                config.auth_ban_time, config.auth_allowlist)
+                                config.auth_ban_time, config.auth_allowlist,
+                                shared=data_dir / AUTH_FAILURES_FILE)
     upstream = Upstream(
         UpstreamClient(_http_client(reactor), reactor, run_worker, config.upstream_timeout),
         database.run, run_worker, blobs, publisher.guard, config.upstream_max_file_size)
@@ -217,7 +218,7 @@ def build_service(config: Config, reactor: Any) -> PypidService:
             "pypid_requests_in_flight": ("Requests being answered",
                                          lambda: float(site.in_flight)),  # made below
             "pypid_banned_addresses": ("Addresses banned for failed sign-ins",
-                                       lambda: float(len(limiter.bans))),
+                                       lambda: float(limiter.banned_count())),
         },
         counters={
             "pypid_upload_queue_full": ("Uploads refused with 503: the queue was full",

@@ -77,7 +77,7 @@ class Gate:
     def peek(self, request: IRequest, ref: str | None, action: Action,
              target: str = PROJECT, session: bool = False) -> Allowed | None:
         limiter = self.limiter
-        if limiter is not None and limiter.bans and limiter.banned_for(
+        if limiter is not None and limiter.any_banned() and limiter.banned_for(
                 client_address(request)) is not None:
             return None
         try:

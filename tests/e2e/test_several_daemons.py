@@ -248,3 +248,23 @@ def test_two_daemons_started_together_on_a_new_data_dir(tmp_path: Path) -> None:
     finally:
         for daemon in started:
             daemon.stop()
+
+
+def test_failed_sign_ins_through_both_make_one_ban(tmp_path: Path) -> None:
+    """Bad tokens sent to each daemon in turn add up to one --auth-failure-limit, and the
+    ban holds at both (GitLab counts in Redis for all its workers): a client cannot get
+    the limit once per daemon."""
+    options = ["--auth-failure-limit", "4", "--auth-allow", "192.0.2.0/24"]
+    first = Daemon(tmp_path / "data", args=options).start()
+    second = Daemon(tmp_path / "data", args=options).start()
+    try:
+        page = "/api/v4/projects/1/packages/pypi/simple/"
+        first.cli("project", "create", "acme/guarded")
+        for daemon in (first, second, first, second):
+            assert call(daemon, "GET", page, "glpat-wrong")[0] == 401
+        for daemon in (first, second):
+            code, _ = call(daemon, "GET", page, first.token)  # even a good token
+            assert code == 429
+    finally:
+        second.stop()
+        first.stop()
