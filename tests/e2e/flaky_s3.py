@@ -14,6 +14,8 @@ class FlakyS3:
         self.target = urlsplit(target)
         self.failures: dict[str, int] = {}  # method -> how many more to fail
         self.slow: dict[str, threading.Event] = {}  # method -> held until set
+        self.pass_first: dict[str, int] = {}  # method -> how many go through unheld
+        self.waiting: dict[str, threading.Event] = {}  # method -> set once one is held
         self.seen: dict[str, int] = {}
         self._lock = threading.Lock()
         flaky = self
@@ -30,8 +32,12 @@ class FlakyS3:
                     failing = flaky.failures.get(self.command, 0)
                     if failing:
                         flaky.failures[self.command] = failing - 1
+                    unheld = flaky.pass_first.get(self.command, 0)
+                    if unheld:
+                        flaky.pass_first[self.command] = unheld - 1
                 gate = flaky.slow.get(self.command)
-                if gate is not None:
+                if gate is not None and not unheld:
+                    flaky.waiting[self.command].set()
                     gate.wait(60)
                 if failing:
                     self.send_response(500)
@@ -66,10 +72,14 @@ class FlakyS3:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
-    def hold(self, method: str) -> threading.Event:
-        """Requests of method wait until the returned event is set (a slow store)."""
+    def hold(self, method: str, after: int = 0) -> threading.Event:
+        """Requests of method, but the first `after`, wait until the returned event is set
+        (a slow store)."""
         event = threading.Event()
-        self.slow[method] = event
+        with self._lock:
+            self.pass_first[method] = after
+            self.waiting[method] = threading.Event()
+            self.slow[method] = event
         return event
 
     def fail(self, method: str, times: int) -> None:

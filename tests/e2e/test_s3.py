@@ -341,3 +341,64 @@ def test_a_slow_store_blocks_nothing_else(s3: str, tmp_path: Path) -> None:
     finally:
         daemon.stop()
         flaky.stop()
+
+
+def test_kill_9_between_the_put_and_the_commit_leaves_an_orphan(
+        s3: str, tmp_path: Path) -> None:
+    """The daemon is killed (SIGKILL) after S3 has the object and before the row: the
+    store's size check after the put is held, then the process dies. The upload was never
+    answered 201; after a restart the file is not listed, fsck finds the object as an
+    orphan, and --repair (past the grace period) removes it."""
+    import socket
+
+    from tests.dists import upload_form
+    from tests.e2e.flaky_s3 import FlakyS3
+
+    bucket(s3, "killed")
+    flaky = FlakyS3(s3)
+    data = tmp_path / "data"
+    daemon = Daemon(data, args=s3_args(flaky.url, "killed")).start()
+    restarted: Daemon | None = None
+    try:
+        project = daemon.cli("project", "create", "acme/tools").stdout.strip()
+        content = wheel_bytes("killed-pkg", "1.0")
+        body, headers = upload_form(wheel_filename("killed-pkg", "1.0"), content,
+                                    "killed-pkg", "1.0")
+        # HEAD before the put (is it there?) goes through; the HEAD after it is held.
+        release = flaky.hold("HEAD", after=1)
+        host, port = daemon.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            sock.sendall((f"POST /api/v4/projects/{project}/packages/pypi HTTP/1.1\r\n"
+                          f"Host: {host}\r\nPrivate-Token: {daemon.token}\r\n"
+                          f"Content-Type: {headers['Content-Type']}\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+            # The put is done and its check is held: S3 has the object, pypid no row.
+            assert flaky.waiting["HEAD"].wait(30), "the upload never reached the store"
+            assert flaky.seen.get("PUT") == 1
+            assert daemon.process is not None
+            daemon.process.kill()
+            daemon.process.wait(timeout=30)
+            assert sock.recv(100) == b""  # closed, never answered
+        release.set()
+        daemon.stop()
+        sha = hashlib.sha256(content).hexdigest()
+        assert any(sha in key for key in object_keys(s3, "killed"))
+        restarted = Daemon(data, args=s3_args(s3, "killed")).start()
+        code, _ = restarted.get(f"/api/v4/projects/{project}/packages/pypi/simple/killed-pkg/",
+                                restarted.token)
+        assert code == 404
+        assert "blobs no row uses, found: 1" in restarted.cli(
+            "fsck", "--grace", "0", check=False).stdout
+        restarted.cli("fsck", "--repair", "--grace", "0")
+        assert not any(sha in key for key in object_keys_or_none(s3, "killed"))
+    finally:
+        if restarted is not None:
+            restarted.stop()
+        flaky.stop()
+
+
+def object_keys_or_none(endpoint: str, name: str) -> list[str]:
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=name).get("Contents", [])]
+    client.close()
+    return keys
