@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from pypid.changes import EVERYTHING, ChangeSignal
+from pypid.changes import EVERYTHING, NOTHING, ChangeSignal
 from pypid.store.registry import Registry
 
 K = TypeVar("K")
@@ -114,7 +114,7 @@ class Caches:
         if scopes is None or EVERYTHING in scopes:
             self.drop_all()
         else:
-            for project_id in set(scopes):
+            for project_id in set(scopes) - {NOTHING}:
                 self.drop_project(project_id)
 
     def _publish(self, scope: int) -> None:

@@ -190,14 +190,15 @@ def build_service(config: Config, reactor: Any) -> PypidService:
     prepare_data_dir(data_dir)
 
     stats = Stats() if config.metrics else None
-    database = DatabaseService(reactor, data_dir, stats.database if stats else None)
+    signal = ChangeSignal(data_dir)
+    database = DatabaseService(reactor, data_dir, stats.database if stats else None, signal)
     worker_pool = ThreadPool(minthreads=0, maxthreads=config.upload_workers + 4,
                              name="pypid-worker")
 
     def run_worker(function: Any, *args: Any) -> Deferred[Any]:
         return deferToThreadPool(reactor, worker_pool, function, *args)
 
-    caches = Caches(signal=ChangeSignal(data_dir))
+    caches = Caches(signal=signal)
     blobs = blob_store(config, data_dir)
     queue = BoundedQueue(run_worker, config.upload_workers, config.upload_queue)
     publisher = Publisher(blobs, queue, database.run, caches,

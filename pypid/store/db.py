@@ -21,6 +21,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from pypid.changes import NOTHING, ChangeSignal
 from pypid.store import schema
 from pypid.store.registry import Registry
 
@@ -54,12 +55,30 @@ def open_registry(data_dir: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS) ->
     return Registry(connect(data_dir / DATABASE_NAME, busy_timeout))
 
 
+def run_job(registry: Registry, function: Callable[..., T], args: tuple[Any, ...],
+            kwargs: dict[str, Any], job_times: Any = None,
+            signal: ChangeSignal | None = None) -> T:
+    """One job of the database thread: timed (job_times, a Histogram), and published as
+    NOTHING on signal if it committed a change."""
+    changes = registry.db.conn.total_changes
+    started = time.perf_counter() if job_times is not None else 0.0
+    try:
+        return function(registry, *args, **kwargs)
+    finally:
+        if job_times is not None:
+            job_times.observe(time.perf_counter() - started)
+        if signal is not None and registry.db.conn.total_changes != changes:
+            signal.publish(NOTHING)
+
+
 class DatabaseService(Service):
     """Owns the daemon's single connection in a one-thread pool; `run` sends work there."""
 
     def __init__(self, reactor: IReactorFromThreads, data_dir: Path,
-                 job_times: Any = None) -> None:
+                 job_times: Any = None, signal: ChangeSignal | None = None) -> None:
+        """signal: told of every job that committed a change (see pypid.changes.NOTHING)."""
         self._reactor = reactor
+        self._signal = signal
         self._job_times = job_times  # a Histogram (pypid.web.metrics), observed here
         self._data_dir = data_dir
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="pypid-db")
@@ -83,13 +102,8 @@ class DatabaseService(Service):
 
         def call() -> T:
             assert self._registry is not None, "database used before it was opened"
-            if self._job_times is None:
-                return function(self._registry, *args, **kwargs)
-            started = time.perf_counter()
-            try:
-                return function(self._registry, *args, **kwargs)
-            finally:
-                self._job_times.observe(time.perf_counter() - started)
+            return run_job(self._registry, function, args, kwargs, self._job_times,
+                           self._signal)
 
         return deferToThreadPool(self._reactor, self._pool, call)
 

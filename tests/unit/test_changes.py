@@ -131,3 +131,37 @@ def test_the_cli_publishes_its_changes_only(tmp_path: Path) -> None:
     assert daemon.sequence() == seen
     assert cli.main(["--data-dir", str(tmp_path), "user", "create", "bob"]) == 0
     assert daemon.since(seen, daemon.sequence()) == [EVERYTHING]
+
+
+def test_a_commit_that_changes_no_cached_answer_drops_nothing(tmp_path: Path) -> None:
+    """The database thread publishes NOTHING after any job that committed (a cached
+    upstream file's row, garbage collection): the other daemons drop nothing, and their
+    data_version backstop knows the commit was pypid's."""
+    from pypid.changes import NOTHING
+
+    mine, other = Caches(signal=ChangeSignal(tmp_path)), ChangeSignal(tmp_path)
+    version = [1]
+    watcher = ChangeWatcher(Clock(), lambda function: succeed(version[0]), mine)
+    watcher.check()
+    filled(mine)
+    version[0] = 2
+    other.publish(NOTHING)
+    mine.sync()
+    watcher.check()
+    assert mine.for_project(1) == {"page": b"one"} and mine.principals.get("token") == "root"
+
+
+def test_the_database_thread_publishes_its_commits(tmp_path: Path) -> None:
+    """A database job that wrote publishes NOTHING; a read publishes nothing."""
+    from pypid.changes import NOTHING
+    from pypid.store.db import open_registry, run_job
+    from pypid.store.registry import Registry
+
+    registry = open_registry(tmp_path)
+    signal = ChangeSignal(tmp_path)
+    seen = signal.sequence()
+    assert run_job(registry, Registry.has_users, (), {}, None, signal) is False
+    assert signal.sequence() == seen
+    run_job(registry, Registry.create_user, ("carol",), {}, None, signal)
+    assert signal.since(seen, signal.sequence()) == [NOTHING]
+    registry.close()
