@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
 from pypid.caches import Caches, ChangeWatcher
-from pypid.changes import EVERYTHING, FILE_NAME, SIZE, SLOTS, ChangeSignal
+from pypid.changes import EVERYTHING, FILE_NAME, NOTHING, SIZE, SLOTS, ChangeSignal
 
 
 def test_a_change_published_by_one_is_read_by_another(tmp_path: Path) -> None:
@@ -97,19 +98,22 @@ def test_a_fill_that_raced_a_published_change_is_not_kept(tmp_path: Path) -> Non
     assert "page" not in mine.for_project(1)
 
 
-def test_the_watcher_drops_for_unpublished_writes_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scope", [2, NOTHING])
+def test_the_watcher_drops_for_unpublished_writes_only(tmp_path: Path, scope: int) -> None:
     """data_version moves on every other connection's commit; the published ones are
-    applied already, so only a move the signal does not explain drops everything."""
+    applied already (a project, or NOTHING: what the database thread publishes for a
+    commit that changes no cached answer), so only a move the signal does not explain
+    drops everything."""
     caches, other = Caches(signal=ChangeSignal(tmp_path)), ChangeSignal(tmp_path)
     version = [1]
     watcher = ChangeWatcher(Clock(), lambda function: succeed(version[0]), caches)
     watcher.check()
     filled(caches)
     version[0] = 2
-    other.publish(2)
+    other.publish(scope)
     caches.sync()
     watcher.check()
-    assert caches.for_project(1) == {"page": b"one"}
+    assert caches.for_project(1) == {"page": b"one"} and caches.principals.get("token")
     version[0] = 3  # a commit nobody published (a sqlite3 shell)
     watcher.check()
     assert caches.for_project(1) == {}
@@ -133,27 +137,8 @@ def test_the_cli_publishes_its_changes_only(tmp_path: Path) -> None:
     assert daemon.since(seen, daemon.sequence()) == [EVERYTHING]
 
 
-def test_a_commit_that_changes_no_cached_answer_drops_nothing(tmp_path: Path) -> None:
-    """The database thread publishes NOTHING after any job that committed (a cached
-    upstream file's row, garbage collection): the other daemons drop nothing, and their
-    data_version backstop knows the commit was pypid's."""
-    from pypid.changes import NOTHING
-
-    mine, other = Caches(signal=ChangeSignal(tmp_path)), ChangeSignal(tmp_path)
-    version = [1]
-    watcher = ChangeWatcher(Clock(), lambda function: succeed(version[0]), mine)
-    watcher.check()
-    filled(mine)
-    version[0] = 2
-    other.publish(NOTHING)
-    mine.sync()
-    watcher.check()
-    assert mine.for_project(1) == {"page": b"one"} and mine.principals.get("token") == "root"
-
-
 def test_the_database_thread_publishes_its_commits(tmp_path: Path) -> None:
     """A database job that wrote publishes NOTHING; a read publishes nothing."""
-    from pypid.changes import NOTHING
     from pypid.store.db import open_registry, run_job
     from pypid.store.registry import Registry
 
