@@ -19,11 +19,12 @@ reader then drops everything, which is always safe.
 from __future__ import annotations
 
 import fcntl
-import mmap
 import os
 import struct
 import threading
 from pathlib import Path
+
+from pypid.shared import map_shared
 
 FILE_NAME = "changes"
 EVERYTHING = 0  # a scope: no project id is 0 (SQLite's rowids start at 1)
@@ -38,19 +39,9 @@ SIZE = _HEADER.size + SLOTS * _SLOT.size
 
 class ChangeSignal:
     def __init__(self, data_dir: Path, create: bool = True) -> None:
-        """create: the daemon makes the file; the admin CLI opens it only if a daemon made
-        it (so that a CLI run by another user never leaves a file the daemon cannot open)."""
-        flags = os.O_RDWR | (os.O_CREAT if create else 0)
-        fd = os.open(data_dir / FILE_NAME, flags, 0o600)
-        try:
-            if os.fstat(fd).st_size < SIZE:
-                # Growing is idempotent (zeros), so racing processes agree; never shrunk.
-                os.ftruncate(fd, SIZE)
-            self._map = mmap.mmap(fd, SIZE)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
+        """create: the daemon makes the file; the admin CLI opens only one a daemon made
+        (see pypid.shared)."""
+        self._map, self._fd = map_shared(data_dir / FILE_NAME, SIZE, create)
         self._threads = threading.Lock()
         # The sequence as an item of a memoryview: the cheapest read Python has of it.
         self._words = memoryview(self._map).cast("Q")

@@ -22,7 +22,7 @@ from pypid.changes import EVERYTHING, ChangeSignal
 from pypid.changes import FILE_NAME as CHANGES_FILE
 from pypid.config import DEFAULT_DATA_DIR
 from pypid.store import schema
-from pypid.store.db import DATABASE_NAME, open_registry
+from pypid.store.db import DATABASE_NAME, open_registry, run_job
 from pypid.store.registry import Registry, StoreError
 
 EXIT_FAILURE = 1
@@ -497,13 +497,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     try:
         registry = open_registry(data_dir)
+        # Running daemons drop what they cached before their next request. Only a file a
+        # daemon made: none, no daemon of this version ran here.
+        signal = (ChangeSignal(data_dir, create=False)
+                  if (data_dir / CHANGES_FILE).exists() else None)
         try:
-            output = args.handler(registry, args)
+            output = run_job(registry, args.handler, (args,), {}, None, signal, EVERYTHING)
         finally:
-            if registry.db.conn.total_changes and (data_dir / CHANGES_FILE).exists():
-                # Running daemons drop what they cached before their next request.
-                signal = ChangeSignal(data_dir, create=False)
-                signal.publish(EVERYTHING)
+            if signal is not None:
                 signal.close()
             registry.close()
     except (StoreError, CliError, schema.SchemaError, S3Error) as error:

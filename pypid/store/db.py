@@ -57,9 +57,11 @@ def open_registry(data_dir: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS) ->
 
 def run_job(registry: Registry, function: Callable[..., T], args: tuple[Any, ...],
             kwargs: dict[str, Any], job_times: Any = None,
-            signal: ChangeSignal | None = None) -> T:
-    """One job of the database thread: timed (job_times, a Histogram), and published as
-    NOTHING on signal if it committed a change."""
+            signal: ChangeSignal | None = None, scope: int = NOTHING) -> T:
+    """function(registry, ...): timed (job_times, a Histogram) and, if it committed a
+    change, published on signal under scope. The daemon's database thread runs every job
+    so (NOTHING: the web layer publishes what its changes drop); the admin CLI its
+    command (EVERYTHING)."""
     changes = registry.db.conn.total_changes
     started = time.perf_counter() if job_times is not None else 0.0
     try:
@@ -68,7 +70,7 @@ def run_job(registry: Registry, function: Callable[..., T], args: tuple[Any, ...
         if job_times is not None:
             job_times.observe(time.perf_counter() - started)
         if signal is not None and registry.db.conn.total_changes != changes:
-            signal.publish(NOTHING)
+            signal.publish(scope)
 
 
 class DatabaseService(Service):

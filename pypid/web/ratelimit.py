@@ -14,11 +14,12 @@ import fcntl
 import hashlib
 import ipaddress
 import mmap
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from twisted.internet.interfaces import IReactorTime
+
+from pypid.shared import map_shared
 
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 AUTH_FAILURES_FILE = "auth-failures"
@@ -54,17 +55,9 @@ class FailureTable:
         size = self._HEADER + 32 * self.SLOTS
         self._fd: int | None = None
         if path is None:
-            self._map = mmap.mmap(-1, size)
+            self._map = mmap.mmap(-1, size)  # zeros: empty slots
         else:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                if os.fstat(fd).st_size < size:
-                    os.ftruncate(fd, size)  # zeros: empty slots; racing processes agree
-                self._map = mmap.mmap(fd, size)
-            except BaseException:
-                os.close(fd)
-                raise
-            self._fd = fd
+            self._map, self._fd = map_shared(path, size)
         memory = memoryview(self._map)
         n, h = self.SLOTS, self._HEADER
         self._latest = memory[0:8].cast("d")
