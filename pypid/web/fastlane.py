@@ -20,6 +20,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from pypid.web.errors import bad_path, render_error
 from pypid.web.metrics import UNMATCHED
+from pypid.web.routes import Match
 
 if TYPE_CHECKING:
     from pypid.web.app import RegistryApp
@@ -41,28 +42,46 @@ class FastLane(Resource):
     def render(self, request: IRequest) -> bytes | int:
         self._caches.sync()
         match = self._router.match(request.method, request.path)
-        endpoint = match.endpoint
-        # The label the Site counts the request under (/-/metrics), matched once, here.
-        name = endpoint.name if endpoint is not None else UNMATCHED
-        request.endpoint_name = name  # type: ignore[attr-defined]
-        if endpoint is not None and endpoint.action is not None and (
-            endpoint.from_memory is not None or endpoint.direct
-        ):
-            allowed = self._gate.peek(request, match.ref, endpoint.action, endpoint.target,
-                                      endpoint.session)
-            if allowed is not None:
-                if endpoint.direct:
-                    self._app.run_direct(endpoint, request, allowed, dict(match.arguments))
-                    return NOT_DONE_YET
-                assert endpoint.from_memory is not None
-                answer = endpoint.from_memory(self._services, request, allowed,
-                                              **match.arguments)
-                if answer is not None:
-                    if self._stats is not None:
-                        self._stats.answered(endpoint.name, True)
-                    return answer  # type: ignore[no-any-return]
-            if self._stats is not None and endpoint.from_memory is not None:
-                self._stats.answered(endpoint.name, False)
-        elif match.bad_path:
+        answer = self._from_memory(request, match, True)
+        if answer is not None:
+            return answer
+        if match.bad_path:
             return render_error(request, bad_path())
         return self._fallback.render(request)  # type: ignore[no-any-return]
+
+    def lean_answer(self, request: IRequest) -> bytes | int | None:
+        """The lean lane's question (pypid.web.lean): the answer from memory, or None, and
+        then the same bytes come back through render (which counts the miss). Web pages
+        (which read cookies) and endpoints run directly (uploads) are never lean."""
+        self._caches.sync()
+        match = self._router.match(request.method, request.path)
+        endpoint = match.endpoint
+        if endpoint is None or endpoint.session or endpoint.direct:
+            return None
+        return self._from_memory(request, match, False)
+
+    def _from_memory(self, request: IRequest, match: Match, count_miss: bool
+                     ) -> bytes | int | None:
+        endpoint = match.endpoint
+        # The label the Site counts the request under (/-/metrics), matched once, here.
+        request.endpoint_name = (  # type: ignore[attr-defined]
+            endpoint.name if endpoint is not None else UNMATCHED)
+        if endpoint is None or endpoint.action is None or (
+                endpoint.from_memory is None and not endpoint.direct):
+            return None
+        allowed = self._gate.peek(request, match.ref, endpoint.action, endpoint.target,
+                                  endpoint.session)
+        if allowed is not None:
+            if endpoint.direct:
+                self._app.run_direct(endpoint, request, allowed, dict(match.arguments))
+                return NOT_DONE_YET
+            assert endpoint.from_memory is not None
+            answer = endpoint.from_memory(self._services, request, allowed,
+                                          **match.arguments)
+            if answer is not None:
+                if self._stats is not None:
+                    self._stats.answered(endpoint.name, True)
+                return answer  # type: ignore[no-any-return]
+        if count_miss and self._stats is not None and endpoint.from_memory is not None:
+            self._stats.answered(endpoint.name, False)
+        return None

@@ -28,6 +28,7 @@ from twisted.web import http, server
 from twisted.web.resource import IResource
 
 from pypid.web.errors import HTTPError, raw_response
+from pypid.web.lean import LeanLane
 from pypid.web.metrics import Stats
 
 IN_MEMORY_BODY = 64 * 1024
@@ -136,11 +137,8 @@ class PypidRequest(server.Request):
     endpoint_name: str | None = None  # the route table's name, set by the fast lane
 
     def process(self) -> None:
-        # Counted for the graceful stop; cheaper than a notifyFinish Deferred per request.
         site = self._counted_by = self.pypid_site
-        site.in_flight += 1
-        if site.stats is not None:
-            self.arrived = site.reactor.seconds()
+        site.request_started(self)
         super().process()
 
     def finish(self) -> None:
@@ -212,6 +210,12 @@ class PypidChannel(http.HTTPChannel):
         # per drip anyway. line_mode: Twisted reads headers in line mode, bodies raw.
         if self._cut:
             return  # whatever arrives between the abort and the close
+        lean = self.site.lean  # type: ignore[attr-defined]
+        if (lean is not None and self.line_mode and not self._handlingRequest
+                and not self.requests and not self._buffer and self._headers_started is None
+                and lean.answer(self, data)):
+            self.resetTimeout()
+            return
         if self.line_mode and not self._handlingRequest and self._headers_late():
             return
         super().dataReceived(data)
@@ -277,6 +281,9 @@ class PypidSite(server.Site):
         self.spool_dir = spool_dir
         self.max_body_size = max_body_size
         self.in_flight = 0
+        # The lean lane (pypid.web.lean), when the root resource is the fast lane.
+        lane = getattr(resource, "lean_answer", None)
+        self.lean = LeanLane(resource) if lane is not None else None  # type: ignore[arg-type]
         self._drained: list[Deferred[None]] = []
 
     def log(self, request: Any) -> None:
@@ -303,6 +310,13 @@ class PypidSite(server.Site):
                 path=request.path.decode("ascii", "replace"),
                 code=request.code, length=request.sentLength,
             )
+
+    def request_started(self, request: Any) -> None:
+        """Count a request in (for the graceful stop; cheaper than a notifyFinish Deferred
+        per request) and note its arrival for the latency histogram."""
+        self.in_flight += 1
+        if self.stats is not None:
+            request.arrived = self.reactor.seconds()
 
     def too_large(self, size: int) -> HTTPError:
         return HTTPError(413, f"File too large: {size} bytes, limit {self.max_body_size}")

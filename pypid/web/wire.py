@@ -57,7 +57,11 @@ def queued(transport: Any) -> bool:
 
 
 def head_of(request: IRequest, transport: Any) -> bytes:
-    """The status line and headers Twisted writes for the request, without sending them."""
+    """The status line and headers Twisted writes for the request, without sending them
+    (a lean request, pypid.web.lean, writes its own)."""
+    lean = getattr(request, "head_bytes", None)
+    if lean is not None:
+        return lean()  # type: ignore[no-any-return]
     capture = _HeadCapture()
     channel = request.channel  # type: ignore[attr-defined]
     channel.transport = capture
