@@ -9,7 +9,7 @@ one core. A bare Twisted protocol sending the same file matched nginx. So the ch
 
 - only the plainest request qualifies: one whole head in the read and nothing after it,
   `GET` over HTTP/1.1, header names that are tokens, values without control characters,
-  no body framing, no `Expect`, `Upgrade`, `Connection` or `Cookie`, below Twisted's own
+  no body framing, no `Expect`, `Upgrade` or `Cookie`, no `Connection: close`, below Twisted's own
   size limits. Everything else (and every web page: they sign visitors in with cookies)
   is left to Twisted, untouched;
 - the answer comes from the fast lane's `lean_answer`: the same route table, gate peek and
@@ -48,7 +48,7 @@ MAX_HEAD = 16384
 MAX_HEADERS = 100
 # Headers whose handling is Twisted's: a body, persistence, cookies, protocol switches.
 _TWISTED_ONLY = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade",
-                           b"connection", b"cookie", b"te", b"trailer"))
+                           b"cookie", b"te", b"trailer"))
 _TARGET = re.compile(rb"/[\x21-\x7e]*")  # origin-form, visible ASCII only
 _HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
 _NO_BODY = (204, 304)
@@ -266,7 +266,8 @@ class LeanLane:
     def answer(self, channel: PypidChannel, data: bytes) -> bool:
         """True if data was one request and it has been answered (or is being written)."""
         request = parse(channel, data)
-        if request is None:
+        # Twisted's own rule for keeping the connection (Connection: close is Twisted's).
+        if request is None or not channel.checkPersistence(request, b"HTTP/1.1"):
             return False
         site = channel.site  # type: ignore[attr-defined]
         # As twisted.web does once a request's content is in (HTTPChannel.

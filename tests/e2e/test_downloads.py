@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import re
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -26,8 +27,9 @@ from tests.e2e.test_uploads import post
 
 
 class Files:
-    def __init__(self, daemon: Daemon, padding: int = 6 * 1024 * 1024) -> None:
-        project = daemon.cli("project", "create", "acme/dl").stdout.strip()
+    def __init__(self, daemon: Daemon, padding: int = 6 * 1024 * 1024,
+                 project_path: str = "acme/dl") -> None:
+        project = daemon.cli("project", "create", project_path).stdout.strip()
         self.big = wheel_bytes("dl", "1.0", padding=padding)
         self.small = wheel_bytes("dl", "1.1")
         self.paths = {}
@@ -86,6 +88,83 @@ def test_keep_alive_and_pipelined_downloads(files: Files) -> None:
         code, headers, _ = read_answer(stream, head_only=True)
         assert (code, int(headers["content-length"])) == (200, len(files.big))
         assert read_answer(stream)[::2] == (200, files.big)
+
+
+def test_a_request_sent_during_a_download_waits_its_turn(files: Files) -> None:
+    """The next request arrives while a download from memory (the lean lane, sendfile) is
+    still being written: it is kept, and answered whole once the download is done."""
+    with socket.create_connection(files.address, timeout=60) as warm:
+        warm.sendall(files.request(files.paths["1.0"]) + files.request(files.paths["1.1"]))
+        stream = warm.makefile("rb")
+        assert read_answer(stream)[0] == read_answer(stream)[0] == 200  # now in memory
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.settimeout(60)
+    with client:
+        client.connect(files.address)
+        client.sendall(files.request(files.paths["1.0"]))
+        stream = client.makefile("rb", buffering=0)
+        assert stream.readline().startswith(b"HTTP/1.1 200 ")  # the download has begun
+        client.sendall(files.request(files.paths["1.1"]) + files.request(files.paths["1.0"],
+                                                                          method="HEAD"))
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += stream.read(1)
+        digest, received = hashlib.sha256(), 0
+        while received < len(files.big):
+            piece = stream.read(min(65536, len(files.big) - received))
+            assert piece, "the connection closed mid-file"
+            digest.update(piece)
+            received += len(piece)
+        assert digest.hexdigest() == hashlib.sha256(files.big).hexdigest()
+        rest = client.makefile("rb")
+        assert read_answer(rest)[::2] == (200, files.small)
+        code, headers, _ = read_answer(rest, head_only=True)
+        assert (code, int(headers["content-length"])) == (200, len(files.big))
+
+
+def test_idle_keep_alive_connections_still_time_out(tmp_path: Path) -> None:
+    """After answers from memory, an idle connection is closed at the request timeout, and
+    a request whose head never ends is still cut."""
+    daemon = Daemon(tmp_path / "data", args=["--request-timeout", "2"]).start()
+    try:
+        files = Files(daemon)
+        for incomplete in (False, True):
+            with socket.create_connection(files.address, timeout=30) as client:
+                stream = client.makefile("rb")
+                for _ in range(3):
+                    client.sendall(files.request(files.paths["1.1"]))
+                    assert read_answer(stream)[0] == 200
+                if incomplete:
+                    client.sendall(files.request(files.paths["1.1"])[:30])
+                rest = stream.read()  # returns once the server closes the connection
+                assert rest == b"" or rest.startswith(b"HTTP/1.1 408")
+        # A reader slow but steady, whose download lasts past the request timeout: the
+        # idle timeout is off while an answer is written, so the file arrives whole.
+        files = Files(daemon, padding=12 * 1024 * 1024, project_path="acme/big")
+        for _ in range(2):  # the first fills the caches, the second is from memory
+            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.settimeout(30)
+            with client:
+                client.connect(files.address)
+                client.sendall(files.request(files.paths["1.0"]))
+                stream = client.makefile("rb", buffering=0)
+                started = time.monotonic()
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    head += stream.read(1)
+                digest, received = hashlib.sha256(), 0
+                while received < len(files.big):
+                    piece = stream.read(min(4096, len(files.big) - received))
+                    assert piece, "cut off mid-file"
+                    digest.update(piece)
+                    received += len(piece)
+                    time.sleep(0.002)  # the pace of a slow link: at most 2 MB/s
+                assert digest.hexdigest() == hashlib.sha256(files.big).hexdigest()
+                assert time.monotonic() - started > 2
+    finally:
+        daemon.stop()
 
 
 def test_reader_slower_than_the_server(files: Files) -> None:
