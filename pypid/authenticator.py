@@ -20,6 +20,8 @@ from pypid.domain.access import Principal
 from pypid.interfaces import IAuthenticator
 from pypid.store.registry import Registry, utc_now
 
+_UNKNOWN: Any = object()
+
 
 @implementer(IAuthenticator)
 class RegistryAuthenticator:
@@ -31,13 +33,15 @@ class RegistryAuthenticator:
         self._caches = caches
         self._now = now
 
-    def cached(self, username: str | None, secret: str) -> tuple[bool, Principal | None]:
+    def cached(self, username: str | None, secret: str, digest: str | None = None
+               ) -> tuple[bool, Principal | None]:
         """(known, principal) from memory alone: the synchronous hot path."""
-        key = (username, tokens.digest(secret))
-        if key not in self._caches.principals:
+        key = (username, digest or tokens.digest(secret))
+        principal: Principal | None = self._caches.principals.get(key, _UNKNOWN)
+        if principal is _UNKNOWN:
             return False, None
-        principal: Principal | None = self._caches.principals[key]
-        if principal is not None and tokens.is_expired(principal.expires_at, self._now()):
+        if principal is not None and principal.expires_at is not None and tokens.is_expired(
+                principal.expires_at, self._now()):
             return True, None
         return True, principal
 

@@ -75,9 +75,10 @@ class IAuthenticator(Interface):
     def authenticate(username: str | None, secret: str) -> Deferred[Principal | None]:
         """The principal for a token (username None: Private-Token header), or None."""
 
-    def cached(username: str | None, secret: str) -> tuple[bool, Principal | None]:
+    def cached(username: str | None, secret: str, digest: str | None = None
+               ) -> tuple[bool, Principal | None]:
         """(known, principal) without any I/O: known is False when only authenticate()
-        can tell."""
+        can tell. digest: the secret's sha256, when the caller has it already."""
 
 
 __all__ = ["IAuthenticator", "IBlobStore", "Principal"]

@@ -128,7 +128,8 @@ class MemoryAuthenticator:
     def revoke(self, secret: str) -> None:
         self._tokens.pop(secret, None)
 
-    def cached(self, username: str | None, secret: str) -> tuple[bool, Principal | None]:
+    def cached(self, username: str | None, secret: str, digest: str | None = None
+               ) -> tuple[bool, Principal | None]:
         found = self._tokens.get(secret)
         if found is None:
             return True, None

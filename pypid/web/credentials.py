@@ -1,6 +1,9 @@
 """Credentials from a request: HTTP Basic (any user name + token), Private-Token, Bearer.
 
-Parsing only; whether the token is any good is the authenticator's business.
+Parsing only; whether the token is any good is the authenticator's business. A client
+sends the same header on every request of a keep-alive connection, so the last parse (and
+the secret's sha256, the principal cache's key) is kept on the connection, for as long
+as it lives; never beyond it, and the principal itself is looked up every time.
 """
 
 from __future__ import annotations
@@ -8,9 +11,11 @@ from __future__ import annotations
 import binascii
 from base64 import b64decode
 from dataclasses import dataclass
+from functools import cached_property
 
 from twisted.web.iweb import IRequest
 
+from pypid.domain import tokens
 from pypid.web.errors import HTTPError, unauthorized
 
 MAX_SECRET = 1024
@@ -20,6 +25,11 @@ MAX_SECRET = 1024
 class Credentials:
     username: str | None  # None for Private-Token / Bearer
     secret: str
+
+    @cached_property
+    def digest(self) -> str:
+        """The secret's sha256 (the principal cache's key), made once per connection."""
+        return tokens.digest(self.secret)
 
 
 def _decode(raw: bytes, what: str) -> str:
@@ -34,12 +44,26 @@ def credentials_from(request: IRequest) -> Credentials | None:
     headers = request.requestHeaders
     private = headers.getRawHeaders(b"private-token")
     if private:
-        secret = _decode(private[0].strip(), "Private-Token")
-        return _checked(Credentials(None, secret))
-    authorization = headers.getRawHeaders(b"authorization")
-    if not authorization:
-        return None
-    scheme, _, value = authorization[0].strip().partition(b" ")
+        raw = (True, private[0])
+    else:
+        authorization = headers.getRawHeaders(b"authorization")
+        if not authorization:
+            return None
+        raw = (False, authorization[0])
+    channel = getattr(request, "channel", None)
+    last = getattr(channel, "last_credentials", None)
+    if last is not None and last[0] == raw:
+        return last[1]  # type: ignore[no-any-return]
+    credentials = _parse(*raw)
+    if channel is not None:
+        channel.last_credentials = (raw, credentials)
+    return credentials
+
+
+def _parse(private: bool, header: bytes) -> Credentials:
+    if private:
+        return _checked(Credentials(None, _decode(header.strip(), "Private-Token")))
+    scheme, _, value = header.strip().partition(b" ")
     scheme = scheme.lower()
     if scheme == b"basic":
         try:

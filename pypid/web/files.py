@@ -60,14 +60,26 @@ class BlobProducer:
         self._stall_timer: Any = None
 
     def start(self) -> None:
-        self._request.registerProducer(self, True)  # type: ignore[attr-defined]
         transport = self._transport
         if transport is None or wire.queued(transport):
+            self._request.registerProducer(self, True)  # type: ignore[attr-defined]
             self._request.write(b"")  # the status line and headers, through the transport
-        else:
-            # Flagged MSG_MORE: the kernel holds the headers until sendfile's bytes join
-            # them, so the answer leaves in full-sized segments.
-            wire.send(transport, [wire.head_of(self._request, transport)], more=True)
+            self.resumeProducing()
+            return
+        # Flagged MSG_MORE: the kernel holds the headers until sendfile's bytes join them,
+        # so the answer leaves in full-sized segments.
+        wire.send(transport, [wire.head_of(self._request, transport)], more=True)
+        # Most answers fit the socket at once: sent and finished then, without
+        # registering as the connection's producer.
+        while (not self._done and self._remaining > 0 and self._sendable() > 0
+               and self._sendfile()):
+            pass
+        if self._done:
+            return
+        if self._remaining <= 0:
+            self._finish()
+            return
+        self._request.registerProducer(self, True)  # type: ignore[attr-defined]
         self.resumeProducing()
 
     def pauseProducing(self) -> None:

@@ -87,7 +87,8 @@ class Gate:
         principal = None
         csrf = None
         if credentials is not None:
-            known, principal = self._auth.cached(credentials.username, credentials.secret)
+            known, principal = self._auth.cached(credentials.username, credentials.secret,
+                                                 credentials.digest)
             if not known or principal is None:
                 return None
         elif session:

@@ -52,7 +52,7 @@ _TWISTED_ONLY = frozenset((b"content-length", b"transfer-encoding", b"expect", b
 _TARGET = re.compile(rb"/[\x21-\x7e]*")  # origin-form, visible ASCII only
 _HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
 _NO_BODY = (204, 304)
-_SERVER = version
+_SERVER_LINE = b"Server: " + version + b"\r\n"
 
 
 class _Date:
@@ -163,17 +163,17 @@ class LeanRequest:
         self.code_message = message or RESPONSES.get(code, b"Unknown Status")
 
     def head_bytes(self) -> bytes:
-        """The status line and headers, as twisted.web writes them; marks them written."""
+        """The status line and headers, as twisted.web writes them (Server and Date first,
+        as twisted.web's Request sets them before the handler runs); marks them written."""
         self.startedWriting = True
-        headers = self.responseHeaders
-        if not headers.hasHeader(b"server"):
-            headers.setRawHeaders(b"Server", [_SERVER])
-        if not headers.hasHeader(b"date"):
-            headers.setRawHeaders(b"Date", [_date()])
-        parts = [b"HTTP/1.1 %d " % self.code, self.code_message, b"\r\n"]
-        for name, values in headers.getAllRawHeaders():
-            for value in values:
-                parts += (name, b": ", value, b"\r\n")
+        values = self.responseHeaders._values
+        parts = [b"HTTP/1.1 %d %s\r\n" % (self.code, self.code_message)]
+        if b"server" not in values:
+            parts.append(_SERVER_LINE)
+        if b"date" not in values:
+            parts.append(b"Date: %s\r\n" % _date())
+        parts += [b"%s: %s\r\n" % (name, value)
+                  for name, named in values.values() for value in named]
         parts.append(b"\r\n")
         return b"".join(parts)
 

@@ -203,6 +203,7 @@ class PypidChannel(http.HTTPChannel):
 
     _headers_started: float | None = None
     _cut = False  # aborted for slow headers
+    last_credentials: Any = None  # pypid.web.credentials keeps its last parse here
     _log = Logger()
 
     def dataReceived(self, data: bytes) -> None:

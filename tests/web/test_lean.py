@@ -292,3 +292,24 @@ def test_any_character_in_path_or_header_is_answered_below_500(uploaded: World) 
             status = answer.split(b"\r\n", 1)[0]
             assert re.fullmatch(rb"HTTP/1\.1 [1-4]\d\d .*", status), (point, raw, status)
             assert answer.count(b"\r\n\r\n") >= 1
+
+
+def test_credentials_kept_on_a_connection_follow_its_header(uploaded: World) -> None:
+    """The last parse of the Authorization header is kept on the connection: another
+    header on the same connection is parsed anew, and a token revoked between two requests
+    is refused on the next one (the principal is looked up every time)."""
+    world = uploaded
+    url = urls(world)["file"]
+    registry = world.client.harness.registry
+    registry.create_user("eve")
+    registry.add_member(world.private_id, "eve", "reporter")
+    token_id, secret = registry.create_token("eve", "read_api")
+    connection = Connection(world.client)
+    for auth, status in ((("__token__", secret), b"200"), (world.tokens["outsider"], b"404"),
+                         (("__token__", secret), b"200"), (("x", "y:z"), b"401"),
+                         (("__token__", secret), b"200")):
+        answer = connection.send(request(url, auth))
+        assert answer.startswith(b"HTTP/1.1 " + status), (auth, answer[:40])
+    registry.revoke_token(token_id)
+    world.client.harness.app.services.caches.clear()  # as the revoking process publishes
+    assert connection.send(request(url, ("__token__", secret))).startswith(b"HTTP/1.1 401")
