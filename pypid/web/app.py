@@ -1,7 +1,8 @@
 """The registry's web app: the Klein routes, registered from the route table, behind the
 fast lane.
 
-    request -> FastLane (route table match, gate.peek, the endpoint's from_memory)
+    request -> [lean lane: a plain GET, without twisted.web's Request (pypid.web.lean)]
+            -> FastLane (route table match, gate.peek, the endpoint's from_memory)
             -> else Klein (the same route, gate.resolve, the endpoint's async handler)
 
 Every failure of either lane becomes an answer in one place (errors.answer_failure).

@@ -67,6 +67,35 @@ def read_answer(stream: BinaryIO, head_only: bool = False) -> tuple[int, dict[st
     return int(status.split()[1]), headers, body
 
 
+def narrow_socket(files: Files, timeout: float = 60) -> socket.socket:
+    """A client connection with a tiny receive buffer: the server's socket fills quickly."""
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.settimeout(timeout)
+    client.connect(files.address)
+    return client
+
+
+def read_head(stream: BinaryIO) -> bytes:
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += stream.read(1)
+    return head
+
+
+def read_body_digest(stream: BinaryIO, size: int, piece: int, pace: float = 0.0) -> str:
+    """The sha256 of size bytes read piece by piece (pace: seconds between reads)."""
+    digest, received = hashlib.sha256(), 0
+    while received < size:
+        chunk = stream.read(min(piece, size - received))
+        assert chunk, "the connection closed mid-file"
+        digest.update(chunk)
+        received += len(chunk)
+        if pace:
+            time.sleep(pace)  # the pace of a slow link
+    return digest.hexdigest()
+
+
 def test_keep_alive_and_pipelined_downloads(files: Files) -> None:
     """Five answers sent back to back on one connection arrive whole and in order."""
     with socket.create_connection(files.address, timeout=60) as client:
@@ -97,26 +126,15 @@ def test_a_request_sent_during_a_download_waits_its_turn(files: Files) -> None:
         warm.sendall(files.request(files.paths["1.0"]) + files.request(files.paths["1.1"]))
         stream = warm.makefile("rb")
         assert read_answer(stream)[0] == read_answer(stream)[0] == 200  # now in memory
-    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.settimeout(60)
-    with client:
-        client.connect(files.address)
+    with narrow_socket(files) as client:
         client.sendall(files.request(files.paths["1.0"]))
         stream = client.makefile("rb", buffering=0)
         assert stream.readline().startswith(b"HTTP/1.1 200 ")  # the download has begun
         client.sendall(files.request(files.paths["1.1"]) + files.request(files.paths["1.0"],
                                                                           method="HEAD"))
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):
-            head += stream.read(1)
-        digest, received = hashlib.sha256(), 0
-        while received < len(files.big):
-            piece = stream.read(min(65536, len(files.big) - received))
-            assert piece, "the connection closed mid-file"
-            digest.update(piece)
-            received += len(piece)
-        assert digest.hexdigest() == hashlib.sha256(files.big).hexdigest()
+        read_head(stream)
+        assert read_body_digest(stream, len(files.big), 65536) == hashlib.sha256(
+            files.big).hexdigest()
         rest = client.makefile("rb")
         assert read_answer(rest)[::2] == (200, files.small)
         code, headers, _ = read_answer(rest, head_only=True)
@@ -143,25 +161,13 @@ def test_idle_keep_alive_connections_still_time_out(tmp_path: Path) -> None:
         # idle timeout is off while an answer is written, so the file arrives whole.
         files = Files(daemon, padding=12 * 1024 * 1024, project_path="acme/big")
         for _ in range(2):  # the first fills the caches, the second is from memory
-            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            client.settimeout(30)
-            with client:
-                client.connect(files.address)
+            with narrow_socket(files, timeout=30) as client:
                 client.sendall(files.request(files.paths["1.0"]))
                 stream = client.makefile("rb", buffering=0)
                 started = time.monotonic()
-                head = b""
-                while not head.endswith(b"\r\n\r\n"):
-                    head += stream.read(1)
-                digest, received = hashlib.sha256(), 0
-                while received < len(files.big):
-                    piece = stream.read(min(4096, len(files.big) - received))
-                    assert piece, "cut off mid-file"
-                    digest.update(piece)
-                    received += len(piece)
-                    time.sleep(0.002)  # the pace of a slow link: at most 2 MB/s
-                assert digest.hexdigest() == hashlib.sha256(files.big).hexdigest()
+                read_head(stream)
+                assert read_body_digest(stream, len(files.big), 4096, pace=0.002) == \
+                    hashlib.sha256(files.big).hexdigest()  # at most 2 MB/s
                 assert time.monotonic() - started > 2
     finally:
         daemon.stop()
@@ -171,24 +177,12 @@ def test_reader_slower_than_the_server(files: Files) -> None:
     """A client with a tiny receive buffer, read in small pieces: the server's socket fills
     again and again (sendfile would block), and the file still arrives whole, followed by a
     good second answer on the same connection."""
-    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.settimeout(60)
-    with client:
-        client.connect(files.address)
+    with narrow_socket(files) as client:
         client.sendall(files.request(files.paths["1.0"]) + files.request(files.paths["1.1"]))
         stream = client.makefile("rb", buffering=0)
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):
-            head += stream.read(1)
-        assert head.startswith(b"HTTP/1.1 200 ")
-        digest, received = hashlib.sha256(), 0
-        while received < len(files.big):
-            piece = stream.read(min(4096, len(files.big) - received))
-            assert piece, "the connection closed mid-file"
-            digest.update(piece)
-            received += len(piece)
-        assert digest.hexdigest() == hashlib.sha256(files.big).hexdigest()
+        assert read_head(stream).startswith(b"HTTP/1.1 200 ")
+        assert read_body_digest(stream, len(files.big), 4096) == hashlib.sha256(
+            files.big).hexdigest()
         assert read_answer(client.makefile("rb"))[::2] == (200, files.small)
 
 
@@ -209,11 +203,7 @@ def test_a_client_that_stops_reading_is_cut_off(tmp_path: Path) -> None:
     daemon = Daemon(tmp_path / "data", args=["--request-timeout", "2"]).start()
     try:
         files = Files(daemon, padding=16 * 1024 * 1024)
-        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.settimeout(60)
-        with client:
-            client.connect(files.address)
+        with narrow_socket(files) as client:
             client.sendall(files.request(files.paths["1.0"]))
             daemon.wait_for_line(re.compile("cutting a download whose client stopped reading"))
             received = 0
