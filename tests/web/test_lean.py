@@ -313,3 +313,20 @@ def test_credentials_kept_on_a_connection_follow_its_header(uploaded: World) -> 
     registry.revoke_token(token_id)
     world.client.harness.app.services.caches.clear()  # as the revoking process publishes
     assert connection.send(request(url, ("__token__", secret))).startswith(b"HTTP/1.1 401")
+
+
+def test_web_pages_are_never_lean(uploaded: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A web page (a session endpoint, with its own headers and sign-in) is twisted.web's
+    every time, even for an anonymous visitor without cookies whose page is cached: the
+    fast lane declines it to the lean lane outright."""
+    world = uploaded
+    page = "/acme/public/-/packages"
+    assert world.client.get(page).code == 200
+    connection = Connection(world.client)
+    parsed = lean.parse(connection.protocol, request(page, None))  # type: ignore[arg-type]
+    assert parsed is not None
+    assert world.client.harness.app.resource().lean_answer(parsed) is None  # type: ignore[attr-defined]
+    processed = Processed(monkeypatch)
+    for count in (1, 2):
+        assert connection.send(request(page, None)).startswith(b"HTTP/1.1 200 ")
+        assert processed.count == count
