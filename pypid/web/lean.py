@@ -9,9 +9,9 @@ one core. A bare Twisted protocol sending the same file matched nginx. So the ch
 
 - only the plainest request qualifies: one whole head in the read and nothing after it,
   `GET` over HTTP/1.1, header names that are tokens, values without control characters,
-  no body framing, no `Expect`, `Upgrade` or `Cookie`, no `Connection: close`, below Twisted's own
-  size limits. Everything else (and every web page: they sign visitors in with cookies)
-  is left to Twisted, untouched;
+  no body framing, no `Expect`, `Upgrade` or `Cookie`, no `Connection: close`, within
+  Twisted's own size limits. Everything else (and every web page: they sign visitors in
+  with cookies) is left to Twisted, untouched;
 - the answer comes from the fast lane's `lean_answer`: the same route table, gate peek and
   `from_memory` twins as every other request, so no rule of pypid's is written here;
 - whatever memory cannot answer, or any refusal, is handed back and Twisted parses the
@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
 log = Logger()
 
-# Twisted's own limits for a request's head (HTTPChannel.totalHeadersSize, maxHeaders).
+# Within Twisted's own limits for a request's head (HTTPChannel.totalHeadersSize, 16 KiB;
+# maxHeaders, 500): a longer head is Twisted's, to refuse as it does.
 MAX_HEAD = 16384
 MAX_HEADERS = 100
 # Headers whose handling is Twisted's: a body, persistence, cookies, protocol switches.
@@ -90,21 +91,8 @@ class LeanHeaders:
         return name.lower() in self._values
 
     def setRawHeaders(self, name: bytes, values: list[bytes]) -> None:
+        # Twisted's checkPersistence writes Connection: close here (then it is Twisted's).
         self._values[name.lower()] = (name, [_sanitized(value) for value in values])
-
-    def addRawHeader(self, name: bytes, value: bytes) -> None:
-        key = name.lower()
-        found = self._values.get(key)
-        if found is None:
-            self._values[key] = (name, [_sanitized(value)])
-        else:
-            found[1].append(_sanitized(value))
-
-    def removeHeader(self, name: bytes) -> None:
-        self._values.pop(name.lower(), None)
-
-    def getAllRawHeaders(self) -> Any:
-        return iter(self._values.values())
 
 
 def _sanitized(value: bytes | str) -> bytes:
